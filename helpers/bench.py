@@ -1,0 +1,105 @@
+"""Benchmark: training and evaluation images/s of both data pipelines on one device.
+
+`python -m helpers.bench [--device cuda] [--steps 200]` prints a table and writes it as JSON.
+Each pipeline trains the real model on the real data with the same settings as helpers.train;
+the first `--warmup` steps (worker start, cuDNN autotuning, the first augmented chunk) are not timed.
+"""
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from helpers import UserError
+from helpers.checkpoint import save_json
+from helpers.config import PIPELINES, TrainConfig
+from helpers.data import load_cifar10
+from helpers.engine import Trainer, device_name, make_loaders, resolve_device, seed_everything
+from helpers.model import Net
+
+
+def measure(config: TrainConfig, data, device, steps: int, warmup: int) -> dict:
+    """Training images/s over `steps` timed steps, and evaluation images/s over the test set."""
+    seed_everything(config.seed)
+    model = Net().to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    train_loader, test_loader = make_loaders(data, config, device)
+    if warmup + steps > len(train_loader):
+        raise UserError(f"--warmup + --steps must be at most {len(train_loader)} (one epoch) for this data")
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.max_lr, total_steps=warmup + steps)
+    trainer = Trainer(torch.compile(model) if config.compile else model, device, config)
+    train_loader.set_seed(config.seed)
+    batches = iter(train_loader)
+    trainer.train_epoch(islice(batches, warmup), optimizer, scheduler, progress=False)
+    started = time.perf_counter()
+    trainer.train_epoch(islice(batches, steps), optimizer, scheduler, progress=False)  # ends in a sync
+    train_seconds = time.perf_counter() - started
+    trainer.evaluate(test_loader)  # warm-up for eval mode
+    started = time.perf_counter()
+    trainer.evaluate(test_loader)
+    eval_seconds = time.perf_counter() - started
+    return {
+        "train_images_per_s": steps * config.batch_size / train_seconds,
+        "eval_images_per_s": len(data.test_labels) / eval_seconds,
+        "epoch_seconds_estimate": len(data.train_labels) / (steps * config.batch_size / train_seconds)
+        + eval_seconds,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default: auto]")
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline [default: 200]")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first [default: 20]")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--num-workers", type=int, default=None, help="albumentations DataLoader workers")
+    parser.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py")
+    parser.add_argument("--out", default="bench.json", help="where to write the figures [default: bench.json]")
+    args = parser.parse_args(argv)
+    try:
+        if args.steps < 1 or args.warmup < 1:
+            raise UserError("--steps and --warmup must be at least 1")
+        device = resolve_device(args.device)
+        config = TrainConfig(batch_size=args.batch_size, amp=args.amp, channels_last=args.channels_last,
+                             compile=args.compile, num_workers=args.num_workers, device=str(device)).validate()
+        data = load_cifar10(args.data_root)
+        results = {p: measure(replace(config, pipeline=p), data, device, args.steps, args.warmup) for p in PIPELINES}
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    report = {
+        "device": device_name(device),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m helpers.bench", *(argv if argv is not None else sys.argv[1:])]),
+        "torch": torch.__version__,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_root")},
+        "pipelines": results,
+        "fast_over_albumentations": {
+            key: results["fast"][key] / results["albumentations"][key]
+            for key in ("train_images_per_s", "eval_images_per_s")
+        },
+    }
+    print(f"device: {report['device']}, batch {args.batch_size}, amp={args.amp}, "
+          f"channels_last={args.channels_last}, compile={args.compile}, {args.steps} timed steps")
+    print(f"{'pipeline':<16}{'train img/s':>13}{'eval img/s':>13}{'epoch s (est.)':>16}")
+    for name, figures in results.items():
+        print(f"{name:<16}{figures['train_images_per_s']:>13,.0f}{figures['eval_images_per_s']:>13,.0f}"
+              f"{figures['epoch_seconds_estimate']:>16,.1f}")
+    ratio = report["fast_over_albumentations"]
+    print(f"{'fast / albu.':<16}{ratio['train_images_per_s']:>12.2f}x{ratio['eval_images_per_s']:>12.2f}x")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_json(args.out, report)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

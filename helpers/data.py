@@ -1,0 +1,108 @@
+"""CIFAR-10 held in memory as uint8 arrays, read from a local root or downloaded by torchvision."""
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
+
+from helpers import UserError
+
+DATA_ROOT_ENV = "CIFAR10_ROOT"
+DEFAULT_DATA_ROOT = "data"
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class CIFAR10Data:
+    """Train and test images as (N, 32, 32, 3) uint8 HWC arrays, labels as int64."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    classes: tuple[str, ...]
+    mean: tuple[float, float, float]  # per channel, of the full training set, in [0, 1]
+    std: tuple[float, float, float]
+
+
+def resolve_data_root(root=None) -> Path:
+    """The root folder that holds cifar-10-batches-py: the argument, else $CIFAR10_ROOT, else ./data."""
+    return Path(root or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Exact per-channel mean and population std in [0, 1] of uint8 HWC images, via value histograms."""
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for channel in range(images.shape[-1]):
+        counts = np.bincount(images[..., channel].ravel(), minlength=256).astype(np.float64)
+        mean = counts @ levels / counts.sum()
+        means.append(float(mean))
+        stds.append(float(np.sqrt(counts @ (levels - mean) ** 2 / counts.sum())))
+    return tuple(means), tuple(stds)
+
+
+def class_balanced_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """A deterministic sample of `size` indices with the classes as equal as possible, in dataset order."""
+    classes = np.unique(labels)
+    if not len(classes) <= size <= len(labels):
+        raise UserError(f"subset must be between {len(classes)} and {len(labels)} images, got {size}")
+    rng = np.random.default_rng(seed)
+    per_class = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, per_class)]
+    return np.sort(np.concatenate(chosen))
+
+
+def _torchvision_split(root: Path, train: bool, download: bool):
+    folder = root / TorchvisionCIFAR10.base_folder
+    try:
+        return TorchvisionCIFAR10(str(root), train=train, download=False)
+    except RuntimeError:  # torchvision: "Dataset not found or corrupted."
+        problem = "fail torchvision's MD5 check" if folder.exists() else "are missing"
+    if download:
+        try:
+            return TorchvisionCIFAR10(str(root), train=train, download=True)
+        except Exception as error:  # network errors come in many types; all mean the same here
+            problem += f" and the download failed ({type(error).__name__})"
+    raise UserError(
+        f"CIFAR-10 files in {folder.resolve()} {problem}: put the official python-version files "
+        f"(cifar-10-batches-py) under a folder and pass it with --data-root or ${DATA_ROOT_ENV}"
+    )
+
+
+@lru_cache(maxsize=4)
+def _load(root: Path, download: bool) -> CIFAR10Data:
+    train = _torchvision_split(root, train=True, download=download)
+    test = _torchvision_split(root, train=False, download=download)
+    mean, std = channel_stats(train.data)
+    for array in (train.data, test.data):
+        array.flags.writeable = False  # shared by every caller of the cache
+    return CIFAR10Data(
+        train_images=train.data,
+        train_labels=np.asarray(train.targets, dtype=np.int64),
+        test_images=test.data,
+        test_labels=np.asarray(test.targets, dtype=np.int64),
+        classes=tuple(train.classes),
+        mean=mean,
+        std=std,
+    )
+
+
+def load_cifar10(root=None, subset=None, test_subset=None, download=True) -> CIFAR10Data:
+    """Load CIFAR-10 (MD5-checked), optionally a class-balanced subset of train and/or test.
+
+    mean and std are always those of the full training set, the published normalisation.
+    """
+    data = _load(resolve_data_root(root).expanduser().resolve(), download)
+    train_images, train_labels, test_images, test_labels = (
+        data.train_images, data.train_labels, data.test_images, data.test_labels
+    )
+    if subset is not None:
+        keep = class_balanced_indices(train_labels, subset)
+        train_images, train_labels = train_images[keep], train_labels[keep]
+    if test_subset is not None:
+        keep = class_balanced_indices(test_labels, test_subset)
+        test_images, test_labels = test_images[keep], test_labels[keep]
+    return CIFAR10Data(train_images, train_labels, test_images, test_labels, data.classes, data.mean, data.std)
