@@ -56,5 +56,23 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
     return matrix.diagonal() / matrix.sum(axis=1)
 
 
+def predict_test_set(checkpoint_file, data, device="cpu"):
+    """(predicted labels, log-probabilities) of a saved model on data's test images."""
+    import torch
+    from helpers.checkpoint import load_checkpoint
+    from helpers.config import TrainConfig
+    from helpers.engine import Trainer, make_loaders
+    from helpers.model import Net
+
+    checkpoint = load_checkpoint(checkpoint_file)
+    config = TrainConfig.from_dict({**checkpoint["config"], "device": device, "pipeline": "fast"})
+    model = Net()
+    model.load_state_dict(checkpoint["model"])
+    device = torch.device(device)
+    _, test_loader = make_loaders(data, config, device)
+    log_probs, _ = Trainer(model.to(device), device, config).predict(test_loader)
+    return log_probs.argmax(1).numpy(), log_probs.numpy()
+
+
 if __name__ == "__main__":  # python -m helpers.analysis RUN_FOLDER... prints the results table
     print(summary_table({path.rstrip("/").split("/")[-1]: load_history(path) for path in sys.argv[1:]}))

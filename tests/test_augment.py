@@ -1,0 +1,52 @@
+import albumentations as A
+import numpy as np
+import pytest
+
+from helpers import augment  # not `from ... import test_transform`: pytest would collect it
+from helpers.augment import augmentations, mean_fill, published_demo_transforms, show_images, train_transform
+
+
+def test_training_pipeline_is_the_published_recipe_in_order(cifar):
+    transform = train_transform(cifar.mean, cifar.std)
+    names = [type(t).__name__ for t in transform.transforms]
+    assert names == ["HorizontalFlip", "Affine", "CoarseDropout", "ToGray", "Normalize", "ToTensorV2"]
+    assert all(t.p == 0.5 for t in transform.transforms[:4])
+
+
+def test_same_seed_same_augmentations(cifar):
+    images = cifar.train_images[:20]
+    first, second = (train_transform(cifar.mean, cifar.std, seed=7) for _ in range(2))
+    for image in images:
+        np.testing.assert_array_equal(first(image=image)["image"].numpy(), second(image=image)["image"].numpy())
+
+
+def test_test_transform_only_normalises(cifar):
+    image = cifar.test_images[0]
+    tensor = augment.test_transform(cifar.mean, cifar.std)(image=image)["image"].numpy()
+    expected = ((image / 255.0 - cifar.mean) / cifar.std).transpose(2, 0, 1)
+    np.testing.assert_allclose(tensor, expected, atol=1e-5)
+
+
+def test_cutout_fills_one_16x16_hole_with_the_mean_not_black(cifar):
+    fill = mean_fill(cifar.mean)
+    assert fill == (125, 123, 114)
+    cutout = A.Compose([augmentations(cifar.mean)[2]], seed=0, save_applied_params=True)
+    cutout.transforms[0].p = 1
+    out = cutout(image=np.zeros((32, 32, 3), np.uint8))
+    (x1, y1, x2, y2), = out["applied_transforms"][0][1]["holes"]
+    assert (x2 - x1, y2 - y1) == (16, 16)
+    assert (out["image"] == fill).all(axis=-1).sum() == 256
+
+
+def test_show_images_shows_each_transform_on_the_same_images(cifar):
+    transforms = published_demo_transforms(cifar.mean)
+    figure = show_images(transforms, cifar.train_images[:3])
+    assert len(figure.axes) == 3 * len(transforms)
+    assert [ax.get_title() for ax in figure.axes[: len(transforms)]] == list(transforms)  # first row
+    original, flipped = figure.axes[0].images[0].get_array(), figure.axes[1].images[0].get_array()
+    np.testing.assert_array_equal(np.asarray(flipped), np.asarray(original)[:, ::-1])
+
+
+@pytest.mark.parametrize("name", ["Horizontal Flip", "Vertical Flip", "Cut Out", "Gray Scale"])
+def test_demo_transforms_always_apply(cifar, name):
+    assert published_demo_transforms(cifar.mean)[name].p == 1

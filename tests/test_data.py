@@ -1,0 +1,75 @@
+import os
+import urllib.error
+
+import numpy as np
+import pytest
+from torchvision.datasets import CIFAR10
+
+from helpers import UserError
+from helpers.data import channel_stats, class_balanced_indices, load_cifar10, resolve_data_root
+
+
+def test_training_mean_and_std_match_the_published_normalisation(cifar):
+    assert np.round(cifar.mean, 4).tolist() == [0.4914, 0.4822, 0.4465]
+    assert np.round(cifar.std, 4).tolist() == [0.2470, 0.2435, 0.2616]
+
+
+def test_channel_stats_equal_numpy_on_a_sample(cifar):
+    sample = cifar.train_images[:500]
+    mean, std = channel_stats(sample)
+    as_float = sample.reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(mean, as_float.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std, as_float.std(0), rtol=1e-10)
+
+
+def test_whole_dataset_in_memory_as_uint8(cifar):
+    assert cifar.train_images.shape == (50000, 32, 32, 3) and cifar.train_images.dtype == np.uint8
+    assert cifar.test_images.shape == (10000, 32, 32, 3)
+    assert np.bincount(cifar.train_labels).tolist() == [5000] * 10
+    assert cifar.classes[:3] == ("airplane", "automobile", "bird") and len(cifar.classes) == 10
+
+
+def test_subset_is_class_balanced_and_deterministic(data_root):
+    first = load_cifar10(data_root, subset=1005, test_subset=200, download=False)
+    again = load_cifar10(data_root, subset=1005, test_subset=200, download=False)
+    assert np.bincount(first.train_labels).tolist() == [101] * 5 + [100] * 5
+    assert np.bincount(first.test_labels).tolist() == [20] * 10
+    np.testing.assert_array_equal(first.train_images, again.train_images)
+    assert first.mean == again.mean  # always the full training set's statistics
+
+
+def test_subset_size_out_of_range_is_a_user_error():
+    with pytest.raises(UserError, match="between 10 and 50"):
+        class_balanced_indices(np.repeat(np.arange(10), 5), 51)
+
+
+def test_data_root_comes_from_argument_then_environment_then_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
+    assert resolve_data_root("elsewhere").name == "elsewhere"
+    assert resolve_data_root() == tmp_path
+    monkeypatch.delenv("CIFAR10_ROOT")
+    assert str(resolve_data_root()) == "data"
+
+
+def test_missing_data_that_cannot_be_downloaded_says_what_to_do(monkeypatch, tmp_path):
+    def offline(self):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(CIFAR10, "download", offline)
+    with pytest.raises(UserError) as error:
+        load_cifar10(tmp_path / "empty")
+    message = str(error.value)
+    assert "missing and the download failed" in message and "--data-root" in message and "CIFAR10_ROOT" in message
+    assert "\n" not in message
+
+
+def test_corrupted_file_fails_the_md5_check(data_root, tmp_path):
+    source = resolve_data_root(data_root) / "cifar-10-batches-py"
+    broken = tmp_path / "cifar-10-batches-py"
+    broken.mkdir()
+    for path in source.iterdir():
+        os.symlink(path, broken / path.name)
+    (broken / "test_batch").unlink()
+    (broken / "test_batch").write_bytes((source / "test_batch").read_bytes()[:1000])
+    with pytest.raises(UserError, match="MD5"):
+        load_cifar10(tmp_path, download=False)

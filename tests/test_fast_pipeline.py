@@ -1,0 +1,143 @@
+"""The fast pipeline draws from the same distributions as the albumentations one (issue: fast path)."""
+from dataclasses import replace
+
+import albumentations as A
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from helpers.augment import augmentations, train_transform
+from helpers.config import TrainConfig
+from helpers.engine import fit, make_loaders
+from helpers.fast_pipeline import AugmentParams, DeviceLoader, affine_warp, apply_augmentations, sample_params
+
+N = 3000
+CENTRE = np.array([15.5, 15.5])
+
+
+@pytest.fixture(scope="module")
+def albumentations_draws(cifar):
+    """The parameters albumentations applied to N training images, in AugmentParams' terms."""
+    transform = train_transform(cifar.mean, cifar.std, seed=0, save_applied_params=True)
+    draws = {k: [] for k in ("flip", "affine", "cutout", "gray", "angle", "scale", "shift", "corner", "size")}
+    for image in cifar.train_images[:N]:
+        applied = dict(transform(image=image)["applied_transforms"])
+        draws["flip"].append("HorizontalFlip" in applied)
+        draws["affine"].append("Affine" in applied)
+        draws["cutout"].append("CoarseDropout" in applied)
+        draws["gray"].append("ToGray" in applied)
+        if "Affine" in applied:
+            params = applied["Affine"]
+            matrix = params["matrix"]
+            draws["angle"].append(params["rotate"])
+            draws["scale"].append(params["scale"]["x"])
+            draws["shift"].append(matrix[:2, 2] - CENTRE + matrix[:2, :2] @ CENTRE)
+        if "CoarseDropout" in applied:
+            (x1, y1, x2, y2), = applied["CoarseDropout"]["holes"]
+            draws["corner"].append((y1, x1))
+            draws["size"].append((y2 - y1, x2 - x1))
+    return {k: np.asarray(v) for k, v in draws.items()}
+
+
+@pytest.fixture(scope="module")
+def fast_draws():
+    return sample_params(N, 32, 32, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("flag", ["flip", "affine", "cutout", "gray"])
+def test_each_transform_applies_to_half_the_images(albumentations_draws, fast_draws, flag):
+    four_sigma = 4 * np.sqrt(0.25 * 2 / N)
+    fast, albu = getattr(fast_draws, flag).float().mean().item(), albumentations_draws[flag].mean()
+    assert abs(fast - albu) < four_sigma and abs(fast - 0.5) < four_sigma
+
+
+@pytest.mark.parametrize("name", ["angle", "scale"])
+def test_angle_and_scale_distributions_agree(albumentations_draws, fast_draws, name):
+    fast = getattr(fast_draws, name)[fast_draws.affine].numpy()
+    assert stats.ks_2samp(fast, albumentations_draws[name]).pvalue > 0.001
+
+
+def test_shifts_are_whole_pixels_with_the_same_frequencies(albumentations_draws, fast_draws):
+    albu = albumentations_draws["shift"]
+    np.testing.assert_allclose(albu, np.round(albu), atol=1e-6)
+    fast = fast_draws.shift[fast_draws.affine].numpy()
+    values = [-1, 0, 1]
+    table = [[(column == v).sum() for v in values] for column in (albu[:, 0], albu[:, 1], fast[:, 0], fast[:, 1])]
+    assert np.isin(np.round(albu), values).all() and np.isin(fast, values).all()
+    assert stats.chi2_contingency(table).pvalue > 0.001
+
+
+def test_cutout_is_one_16x16_hole_anywhere_inside(albumentations_draws, fast_draws):
+    assert (albumentations_draws["size"] == 16).all()
+    fast = fast_draws.cutout_corner.numpy()
+    albu = albumentations_draws["corner"]
+    for axis in (0, 1):
+        assert fast[:, axis].min() == albu[:, axis].min() == 0
+        assert fast[:, axis].max() == albu[:, axis].max() == 16
+        assert stats.ks_2samp(fast[:, axis], albu[:, axis]).pvalue > 0.001
+
+
+def test_affine_warp_equals_albumentations_for_the_same_draw(cifar):
+    affine = A.Compose([augmentations(cifar.mean)[1]], seed=3, save_applied_params=True)
+    affine.transforms[0].p = 1
+    for image in cifar.train_images[:20]:
+        out = affine(image=image)
+        params = out["applied_transforms"][0][1]
+        matrix = params["matrix"]
+        shift = matrix[:2, 2] - CENTRE + matrix[:2, :2] @ CENTRE
+        warped = affine_warp(
+            torch.tensor(image).permute(2, 0, 1)[None].float(),
+            torch.tensor([params["rotate"]], dtype=torch.float32),
+            torch.tensor([params["scale"]["x"]], dtype=torch.float32),
+            torch.tensor(shift, dtype=torch.float32)[None],
+        )[0].permute(1, 2, 0).numpy()
+        # albumentations rounds to uint8 (cv2 in fixed point); ours stays in float
+        assert np.abs(warped - out["image"]).max() <= 1.0
+
+
+def test_flip_cutout_and_gray_do_what_their_draws_say():
+    images = torch.rand(2, 3, 32, 32)
+    yes, no = torch.tensor([True, False]), torch.tensor([False, False])
+    params = AugmentParams(flip=yes, affine=no, angle=torch.zeros(2), scale=torch.ones(2), shift=torch.zeros(2, 2),
+                           cutout=yes, cutout_corner=torch.tensor([[3, 5], [0, 0]]), gray=yes)
+    fill = torch.tensor([0.1, 0.2, 0.3])
+    out = apply_augmentations(images, params, fill)
+    torch.testing.assert_close(out[1], images[1])  # no transform drawn: unchanged
+    flipped = images[0].flip(-1)
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    hole_gray = (fill.view(3, 1, 1) * weights).sum(0)
+    torch.testing.assert_close(out[0, :, 3:19, 5:21], hole_gray.expand(3, 16, 16))
+    outside = out[0, 0, 20:, :]
+    torch.testing.assert_close(outside, (flipped * weights).sum(0)[20:, :])
+
+
+def test_grayscale_fraction_of_outputs_agrees(cifar):
+    images = cifar.train_images[:N]
+    albu = A.Compose(augmentations(cifar.mean), seed=0)
+    albu_gray = np.mean([(lambda x: (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all())(albu(image=i)["image"]) for i in images])
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    out = apply_augmentations(batch, sample_params(N, 32, 32, generator), torch.tensor([0.49, 0.48, 0.45]))
+    fast_gray = ((out[:, 0] - out[:, 1]).abs().amax((1, 2)) < 1e-6) & ((out[:, 1] - out[:, 2]).abs().amax((1, 2)) < 1e-6)
+    assert abs(fast_gray.float().mean().item() - albu_gray) < 4 * np.sqrt(0.25 * 2 / N)
+
+
+def test_test_images_are_normalised_identically(small_cifar):
+    config = TrainConfig(batch_size=100, device="cpu")
+    albu_images = torch.cat([x for x, _ in make_loaders(small_cifar, replace(config, pipeline="albumentations"), torch.device("cpu"))[1]])
+    fast = DeviceLoader(small_cifar.test_images, small_cifar.test_labels, small_cifar.mean, small_cifar.std, 100, "cpu", train=False)
+    torch.testing.assert_close(torch.cat([x for x, _ in fast]), albu_images, atol=1e-5, rtol=0)
+
+
+def test_short_training_reaches_the_same_accuracy(small_cifar, tmp_path):
+    # One epoch on 2,000 images: both well above chance (10%), and within noise of each other
+    # (seed-to-seed spread of this setting is a few points).
+    config = TrainConfig(epochs=1, batch_size=16, max_lr=0.05, device="cpu", progress=False)
+    accuracy = {
+        pipeline: fit(replace(config, pipeline=pipeline, out=str(tmp_path / pipeline)), data=small_cifar)[-1]["test_acc"]
+        for pipeline in ("albumentations", "fast")
+    }
+    assert min(accuracy.values()) > 0.15
+    assert abs(accuracy["fast"] - accuracy["albumentations"]) < 0.08, accuracy
