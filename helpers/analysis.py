@@ -2,8 +2,12 @@
 import sys
 
 import numpy as np
+import torch
 
-from helpers.checkpoint import load_history
+from helpers.checkpoint import load_checkpoint, load_history
+from helpers.config import TrainConfig
+from helpers.engine import Trainer, make_loaders
+from helpers.model import Net
 
 PUBLISHED_ACCURACY = 0.859  # "85.9% within 100 epochs" (first reached at epoch 91; best 86.09%)
 
@@ -58,12 +62,6 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
 
 def predict_test_set(checkpoint_file, data, device="cpu"):
     """(predicted labels, log-probabilities) of a saved model on data's test images."""
-    import torch
-    from helpers.checkpoint import load_checkpoint
-    from helpers.config import TrainConfig
-    from helpers.engine import Trainer, make_loaders
-    from helpers.model import Net
-
     checkpoint = load_checkpoint(checkpoint_file)
     config = TrainConfig.from_dict({**checkpoint["config"], "device": device, "pipeline": "fast"})
     model = Net()

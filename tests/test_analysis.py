@@ -1,0 +1,27 @@
+import numpy as np
+
+from helpers.analysis import confusion_matrix, first_epoch_at, per_class_accuracy, run_summary, summary_table
+
+
+def history(accuracies):
+    epochs = [{"epoch": i + 1, "test_acc": a, "seconds": 2.0} for i, a in enumerate(accuracies)]
+    return {"meta": {"device": "test device"}, "epochs": epochs}
+
+
+def test_summary_finds_best_last_and_first_epochs_at_thresholds():
+    summary = run_summary(history([0.5, 0.851, 0.86, 0.859, 0.855]))
+    assert (summary["best_acc"], summary["best_epoch"], summary["last_acc"]) == (0.86, 3, 0.855)
+    assert (summary["first_epoch_85"], summary["first_epoch_published"]) == (2, 3)
+    assert (summary["seconds_per_epoch"], summary["seconds_total"]) == (2.0, 10.0)
+
+
+def test_threshold_never_reached_is_none_and_shown_as_such():
+    assert first_epoch_at(history([0.5, 0.6])["epochs"], 0.859) is None
+    assert "not reached" in summary_table({"short": history([0.5, 0.6])})
+
+
+def test_confusion_matrix_counts_true_by_predicted():
+    labels, predictions = np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 2, 0])
+    matrix = confusion_matrix(labels, predictions, num_classes=3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    np.testing.assert_allclose(per_class_accuracy(matrix), [0.5, 1.0, 2 / 3])
