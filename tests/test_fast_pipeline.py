@@ -118,7 +118,7 @@ def test_grayscale_fraction_of_outputs_agrees(cifar):
     albu = A.Compose(augmentations(cifar.mean), seed=0)
     albu_gray = np.mean([(lambda x: (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all())(albu(image=i)["image"]) for i in images])
     generator = torch.Generator().manual_seed(0)
-    batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    batch = torch.tensor(images).permute(0, 3, 1, 2).float() / 255
     out = apply_augmentations(batch, sample_params(N, 32, 32, generator), torch.tensor([0.49, 0.48, 0.45]))
     fast_gray = ((out[:, 0] - out[:, 1]).abs().amax((1, 2)) < 1e-6) & ((out[:, 1] - out[:, 2]).abs().amax((1, 2)) < 1e-6)
     assert abs(fast_gray.float().mean().item() - albu_gray) < 4 * np.sqrt(0.25 * 2 / N)
