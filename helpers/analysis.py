@@ -68,7 +68,7 @@ def predict_test_set(checkpoint_file, data, device="cpu"):
     model.load_state_dict(checkpoint["model"])
     device = torch.device(device)
     _, test_loader = make_loaders(data, config, device)
-    log_probs, _ = Trainer(model.to(device), device, config).predict(test_loader)
+    log_probs, _ = Trainer(model, device, config).predict(test_loader)
     return log_probs.argmax(1).numpy(), log_probs.numpy()
 
 

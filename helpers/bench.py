@@ -26,13 +26,13 @@ from helpers.model import Net
 def measure(config: TrainConfig, data, device, steps: int, warmup: int) -> dict:
     """Training images/s over `steps` timed steps, and evaluation images/s over the test set."""
     seed_everything(config.seed)
-    model = Net().to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    model = Net()
+    trainer = Trainer(model, device, config)
     train_loader, test_loader = make_loaders(data, config, device)
     if warmup + steps > len(train_loader):
         raise UserError(f"--warmup + --steps must be at most {len(train_loader)} (one epoch) for this data")
     optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.max_lr, total_steps=warmup + steps)
-    trainer = Trainer(torch.compile(model) if config.compile else model, device, config)
     train_loader.set_seed(config.seed)
     batches = iter(train_loader)
     trainer.train_epoch(islice(batches, warmup), optimizer, scheduler, progress=False)

@@ -113,11 +113,16 @@ def make_loaders(data, config: TrainConfig, device: torch.device):
 
 
 class Trainer:
-    """Moves batches to the device in the configured memory format and precision."""
+    """Runs a model on `device` in the configured memory format, precision and compilation.
+
+    The model is moved in place, so an optimizer or state dict may hold it before or after.
+    """
 
     def __init__(self, model, device, config: TrainConfig):
-        self.model, self.device = model, device
+        self.device = device
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        model.to(device, memory_format=self.memory_format)
+        self.model = torch.compile(model) if config.compile else model
         self.autocast = (
             torch.autocast(device.type, dtype=torch.bfloat16) if config.amp else nullcontext()
         )
@@ -202,7 +207,8 @@ def fit(config: TrainConfig, data=None, resume=None, overwrite=False, on_epoch_e
         data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
 
     seed_everything(config.seed)
-    model = Net().to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    model = Net()
+    trainer = Trainer(model, device, config)
     train_loader, test_loader = make_loaders(data, config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -227,7 +233,6 @@ def fit(config: TrainConfig, data=None, resume=None, overwrite=False, on_epoch_e
             meta = load_history(saved_history)["meta"]
         meta["resumed"] = [*meta.get("resumed", []), {"at_epoch": first_epoch, **session}]
 
-    trainer = Trainer(torch.compile(model) if config.compile else model, device, config)
     epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
                   total=config.epochs, disable=not config.progress)
     for epoch in epochs:

@@ -26,19 +26,24 @@ def class_counts(labels, classes, title):
     return fig
 
 
-def normalised_grid(images, mean, std, titles=None, columns=8):
-    """A grid of normalised CHW tensors, shown as the network's input with the normalisation undone."""
-    images = images.float().numpy().transpose(0, 2, 3, 1) * np.asarray(std) + np.asarray(mean)
+def image_grid(images, titles=None, columns=8):
+    """A grid of HWC images (uint8, or floats in [0, 1]), optionally titled."""
     rows = int(np.ceil(len(images) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25), squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(images):
-            ax.imshow(images[index].clip(0, 1))
+            ax.imshow(images[index])
             if titles is not None:
                 ax.set_title(titles[index], fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def normalised_grid(images, mean, std, titles=None, columns=8):
+    """A grid of normalised CHW tensors, shown as the network's input with the normalisation undone."""
+    images = images.float().numpy().transpose(0, 2, 3, 1) * np.asarray(std) + np.asarray(mean)
+    return image_grid(images.clip(0, 1), titles, columns)
 
 
 def training_curves(history: dict, title=""):
