@@ -1,16 +1,21 @@
 """Benchmark: training and evaluation images/s of both data pipelines on one device.
 
-`python -m helpers.bench [--device cuda] [--steps 200]` prints a table and writes it as JSON.
+`python -m helpers.bench [--device cuda] [--steps 200] [--repeats 3]` prints a table and writes it as JSON.
 Each pipeline trains the real model on the real data with the same settings as helpers.train;
 the first `--warmup` steps (worker start, cuDNN autotuning, the first augmented chunk) are not timed.
+A third row, "model only", trains on test images normalised beforehand and already on the device:
+no data pipeline at all, so it bounds what any pipeline can reach on this device.
+Each figure is the median of `--repeats` runs, the three measurements taking turns so that a slow
+spell of the machine falls on all of them.
 """
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from itertools import islice
+from itertools import cycle, islice
 from pathlib import Path
 
 import torch
@@ -23,8 +28,14 @@ from helpers.engine import Trainer, device_name, make_loaders, resolve_device, s
 from helpers.model import Net
 
 
-def measure(config: TrainConfig, data, device, steps: int, warmup: int) -> dict:
-    """Training images/s over `steps` timed steps, and evaluation images/s over the test set."""
+MODEL_ONLY = "model only"
+
+
+def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_only=False) -> dict:
+    """Training images/s over `steps` timed steps, and evaluation images/s over the test set.
+
+    model_only: train on the fast pipeline's normalised test batches, made before timing starts.
+    """
     seed_everything(config.seed)
     model = Net()
     trainer = Trainer(model, device, config)
@@ -34,7 +45,11 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int) -> dict:
     optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.max_lr, total_steps=warmup + steps)
     train_loader.set_seed(config.seed)
-    batches = iter(train_loader)
+    if model_only:
+        test_loader = list(test_loader)
+        batches = cycle(test_loader)
+    else:
+        batches = iter(train_loader)
     trainer.train_epoch(islice(batches, warmup), optimizer, scheduler, progress=False)
     started = time.perf_counter()
     trainer.train_epoch(islice(batches, steps), optimizer, scheduler, progress=False)  # ends in a sync
@@ -51,11 +66,20 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int) -> dict:
     }
 
 
+def medians(runs: list[dict]) -> dict:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def ratios(numerator: dict, denominator: dict) -> dict:
+    return {key: numerator[key] / denominator[key] for key in ("train_images_per_s", "eval_images_per_s")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default: auto]")
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline [default: 200]")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first [default: 20]")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the median is shown [default: 3]")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
@@ -65,13 +89,19 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="bench.json", help="where to write the figures [default: bench.json]")
     args = parser.parse_args(argv)
     try:
-        if args.steps < 1 or args.warmup < 1:
-            raise UserError("--steps and --warmup must be at least 1")
+        if min(args.steps, args.warmup, args.repeats) < 1:
+            raise UserError("--steps, --warmup and --repeats must be at least 1")
         device = resolve_device(args.device)
         config = TrainConfig(batch_size=args.batch_size, amp=args.amp, channels_last=args.channels_last,
                              compile=args.compile, num_workers=args.num_workers, device=str(device)).validate()
         data = load_cifar10(args.data_root)
-        results = {p: measure(replace(config, pipeline=p), data, device, args.steps, args.warmup) for p in PIPELINES}
+        runs = {name: [] for name in (*PIPELINES, MODEL_ONLY)}
+        for _ in range(args.repeats):
+            for pipeline in PIPELINES:
+                runs[pipeline].append(measure(replace(config, pipeline=pipeline), data, device, args.steps, args.warmup))
+            runs[MODEL_ONLY].append(measure(replace(config, pipeline="fast"), data, device, args.steps, args.warmup,
+                                            model_only=True))
+        results = {name: medians(figures) for name, figures in runs.items()}
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -82,19 +112,22 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_root")},
         "pipelines": results,
-        "fast_over_albumentations": {
-            key: results["fast"][key] / results["albumentations"][key]
-            for key in ("train_images_per_s", "eval_images_per_s")
-        },
+        "runs": runs,
+        "fast_over_albumentations": ratios(results["fast"], results["albumentations"]),
+        "model_only_over_albumentations": ratios(results[MODEL_ONLY], results["albumentations"]),
     }
     print(f"device: {report['device']}, batch {args.batch_size}, amp={args.amp}, "
-          f"channels_last={args.channels_last}, compile={args.compile}, {args.steps} timed steps")
+          f"channels_last={args.channels_last}, compile={args.compile}, {args.steps} timed steps, "
+          f"median of {args.repeats} runs")
     print(f"{'pipeline':<16}{'train img/s':>13}{'eval img/s':>13}{'epoch s (est.)':>16}")
     for name, figures in results.items():
         print(f"{name:<16}{figures['train_images_per_s']:>13,.0f}{figures['eval_images_per_s']:>13,.0f}"
               f"{figures['epoch_seconds_estimate']:>16,.1f}")
-    ratio = report["fast_over_albumentations"]
-    print(f"{'fast / albu.':<16}{ratio['train_images_per_s']:>12.2f}x{ratio['eval_images_per_s']:>12.2f}x")
+    for label, key in (("fast / albu.", "fast_over_albumentations"),
+                       ("model only / albu.", "model_only_over_albumentations")):
+        ratio = report[key]
+        print(f"{label:<19}{ratio['train_images_per_s']:>9.2f}x{ratio['eval_images_per_s']:>12.2f}x")
+    print("(model only: no data pipeline, the most any pipeline can reach on this device)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_json(args.out, report)
     print(f"written to {args.out}")

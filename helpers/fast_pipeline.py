@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from helpers.augment import CUTOUT_SIZE, P, ROTATE, SCALE, SHIFT, mean_fill
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as cv2's RGB2GRAY and A.ToGray
-CHUNK_IMAGES = 8192  # augmented together; bounds memory at ~100 MB of float32
+# Images augmented together. On a GPU a large chunk amortises kernel launches; on the CPU a chunk
+# whose float copies (12 MB) stay in cache is 4x faster per image than one of 8192 (measured).
+CHUNK_IMAGES = {"cuda": 8192, "cpu": 1024}
 
 
 @dataclass
@@ -110,7 +112,7 @@ class DeviceLoader:
         self.fill = torch.tensor(mean_fill(mean), device=device, dtype=torch.float32) / 255
         self.batch_size, self.train = batch_size, train
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.chunk = batch_size * max(1, CHUNK_IMAGES // batch_size)  # whole batches per chunk
+        self.chunk = batch_size * max(1, CHUNK_IMAGES[device.type] // batch_size)  # whole batches per chunk
         self.generator = torch.Generator(device=device)
 
     def set_seed(self, seed: int):

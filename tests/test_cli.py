@@ -62,9 +62,17 @@ def test_a_short_run_prints_best_and_last_accuracy_and_where_results_are(data_ro
 
 def test_bench_dry_run_writes_its_table(data_root, tmp_path):
     out = tmp_path / "bench.json"
-    result = run("helpers.bench", "--steps", "2", "--warmup", "1", "--device", "cpu", "--out", str(out), data_root=data_root)
+    result = run("helpers.bench", "--steps", "2", "--warmup", "1", "--repeats", "2", "--device", "cpu", "--out", str(out),
+                 data_root=data_root)
     assert result.returncode == 0, result.stderr
-    assert "fast / albu." in result.stdout
+    assert "fast / albu." in result.stdout and "model only / albu." in result.stdout
     report = json.loads(out.read_text())
-    assert set(report["pipelines"]) == {"albumentations", "fast"}
-    assert report["pipelines"]["fast"]["train_images_per_s"] > 0
+    assert set(report["pipelines"]) == {"albumentations", "fast", "model only"}
+    assert all(figures["train_images_per_s"] > 0 for figures in report["pipelines"].values())
+    assert all(len(runs) == 2 for runs in report["runs"].values())
+
+
+def test_bench_refuses_zero_repeats_in_one_line(data_root):
+    result = run("helpers.bench", "--repeats", "0", "--device", "cpu", data_root=data_root)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --steps, --warmup and --repeats must be at least 1"
