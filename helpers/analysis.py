@@ -60,8 +60,8 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
     return matrix.diagonal() / matrix.sum(axis=1)
 
 
-def predict_test_set(checkpoint_file, data, device="cpu"):
-    """(predicted labels, log-probabilities) of a saved model on data's test images."""
+def predict_test_set(checkpoint_file, data, device="cpu") -> np.ndarray:
+    """The labels a saved model predicts for data's test images."""
     checkpoint = load_checkpoint(checkpoint_file)
     config = TrainConfig.from_dict({**checkpoint["config"], "device": device, "pipeline": "fast"})
     model = Net()
@@ -69,7 +69,7 @@ def predict_test_set(checkpoint_file, data, device="cpu"):
     device = torch.device(device)
     _, test_loader = make_loaders(data, config, device)
     log_probs, _ = Trainer(model, device, config).predict(test_loader)
-    return log_probs.argmax(1).numpy(), log_probs.numpy()
+    return log_probs.argmax(1).numpy()
 
 
 if __name__ == "__main__":  # python -m helpers.analysis RUN_FOLDER... prints the results table
