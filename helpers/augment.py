@@ -1,31 +1,20 @@
 """The published augmentation recipe on albumentations 2.x, and `show_images` to look at transforms."""
+import copy
+
 import albumentations as A
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from albumentations.pytorch import ToTensorV2
 
-# Published: A.ShiftScaleRotate() with 1.x defaults, which drew one scale for both axes and
-# reflected at the border (BORDER_REFLECT_101). 2.x changed both defaults, so we spell them out.
-SHIFT = 0.0625  # fraction of the image side; 2.x truncates it to whole pixels (-1, 0, +1 at 32 px)
-SCALE = (0.9, 1.1)
-ROTATE = (-45.0, 45.0)
-CUTOUT_SIZE = 16
-P = 0.5
-
-
-def mean_fill(mean) -> tuple[int, ...]:
-    """The dataset mean in the uint8 image's own scale.
-
-    The published fill_value=0.473 was meant as the mean in [0, 1], but the images are uint8,
-    so it filled with 0 (black). Filling with the mean makes a hole normalise to about zero.
-    """
-    return tuple(int(round(m * 255)) for m in mean)
+from helpers.recipe import CUTOUT_SIZE, P, ROTATE, SCALE, SHIFT, mean_fill
 
 
 def augmentations(mean) -> list:
     """The published training augmentations, in their published order, each with p=0.5."""
+    # Published: A.ShiftScaleRotate() with 1.x defaults, which drew one scale for both axes and
+    # reflected at the border (BORDER_REFLECT_101). 2.x changed both defaults, so we spell them out;
+    # 2.x also truncates the shift to whole pixels (-1, 0, +1 at 32 px).
     return [
         A.HorizontalFlip(p=P),
         A.Affine(
@@ -64,34 +53,28 @@ def test_transform(mean, std) -> A.Compose:
     return A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
 
 
-def published_demo_transforms(mean) -> dict:
-    """The transforms of the published `show_images` call, in the 2.x API, each always applied."""
+def always(transform):
+    """A copy of an albumentations transform that applies every time (p=1)."""
+    shown = copy.deepcopy(transform)
+    shown.p = 1
+    return shown
+
+
+def demo_transforms(mean) -> dict:
+    """For `show_images`: each training augmentation alone (always applied), then the training pipeline.
+
+    Last, the Vertical Flip that the published `show_images` call showed: training never used it.
+    """
+    flip, affine, cutout, gray = (always(transform) for transform in augmentations(mean))
     return {
-        "Original Image": None,
-        "Horizontal Flip": A.HorizontalFlip(p=1),
-        "Vertical Flip": A.VerticalFlip(p=1),
-        "Cut Out": A.CoarseDropout(
-            num_holes_range=(1, 1),
-            hole_height_range=(CUTOUT_SIZE, CUTOUT_SIZE),
-            hole_width_range=(CUTOUT_SIZE, CUTOUT_SIZE),
-            fill=mean_fill(mean),
-            p=1,
-        ),
-        "Gray Scale": A.ToGray(p=1),
+        "Original": None,
+        "Horizontal Flip": flip,
+        "Shift/Scale/Rotate": affine,
+        "Cut Out": cutout,
+        "Gray Scale": gray,
+        "Training pipeline (each p=0.5)": A.Compose(augmentations(mean)),
+        "Vertical Flip (not in training)": A.VerticalFlip(p=1),
     }
-
-
-class AugmentedDataset(torch.utils.data.Dataset):
-    """uint8 HWC images and labels, passed through an albumentations transform per item."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, index):
-        return self.transform(image=self.images[index])["image"], int(self.labels[index])
 
 
 def show_images(transforms: dict, images: np.ndarray, seed: int = 0):

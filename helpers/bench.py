@@ -9,7 +9,6 @@ Each figure is the median of `--repeats` runs, the three measurements taking tur
 spell of the machine falls on all of them.
 """
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -18,17 +17,14 @@ from datetime import datetime, timezone
 from itertools import cycle, islice
 from pathlib import Path
 
-import torch
-
 from helpers import UserError
-from helpers.checkpoint import save_json
-from helpers.config import PIPELINES, TrainConfig
-from helpers.data import load_cifar10
-from helpers.engine import Trainer, device_name, make_loaders, resolve_device, seed_everything
-from helpers.model import Net
+from helpers.cli import OneLineParser, run_command
+from helpers.config import PRECISIONS, TrainConfig
 
-
+PIPELINES = ("albumentations", "fast")
 MODEL_ONLY = "model only"
+# --dry-run: a few steps on a few images, to check in seconds that the benchmark runs (not a measurement).
+DRY_RUN = dict(steps=2, warmup=1, repeats=1, subset=640, test_subset=200)
 
 
 def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_only=False) -> dict:
@@ -36,14 +32,17 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_on
 
     model_only: train on the fast pipeline's normalised test batches, made before timing starts.
     """
+    from helpers.engine import Trainer, make_optimizer, seed_everything
+    from helpers.loaders import make_loaders
+    from helpers.model import Net
+
     seed_everything(config.seed)
     model = Net()
     trainer = Trainer(model, device, config)
     train_loader, test_loader = make_loaders(data, config, device)
     if warmup + steps > len(train_loader):
         raise UserError(f"--warmup + --steps must be at most {len(train_loader)} (one epoch) for this data")
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.max_lr, total_steps=warmup + steps)
+    optimizer, scheduler = make_optimizer(model, config, total_steps=warmup + steps)
     train_loader.set_seed(config.seed)
     if model_only:
         test_loader = list(test_loader)
@@ -74,51 +73,68 @@ def ratios(numerator: dict, denominator: dict) -> dict:
     return {key: numerator[key] / denominator[key] for key in ("train_images_per_s", "eval_images_per_s")}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default: auto]")
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline [default: 200]")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first [default: 20]")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the median is shown [default: 3]")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for helpers.train [default: auto]")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--num-workers", type=int, default=None, help="albumentations DataLoader workers")
     parser.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py")
     parser.add_argument("--out", default="bench.json", help="where to write the figures [default: bench.json]")
-    args = parser.parse_args(argv)
-    try:
-        if min(args.steps, args.warmup, args.repeats) < 1:
-            raise UserError("--steps, --warmup and --repeats must be at least 1")
-        device = resolve_device(args.device)
-        config = TrainConfig(batch_size=args.batch_size, amp=args.amp, channels_last=args.channels_last,
-                             compile=args.compile, num_workers=args.num_workers, device=str(device)).validate()
-        data = load_cifar10(args.data_root)
-        runs = {name: [] for name in (*PIPELINES, MODEL_ONLY)}
-        for _ in range(args.repeats):
-            for pipeline in PIPELINES:
-                runs[pipeline].append(measure(replace(config, pipeline=pipeline), data, device, args.steps, args.warmup))
-            runs[MODEL_ONLY].append(measure(replace(config, pipeline="fast"), data, device, args.steps, args.warmup,
-                                            model_only=True))
-        results = {name: medians(figures) for name, figures in runs.items()}
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check in seconds that it runs: " + ", ".join(f"{k}={v}" for k, v in DRY_RUN.items()))
+    return parser
+
+
+def bench(argv) -> int:
+    args = build_parser().parse_args(argv)
+    subsets = {}
+    if args.dry_run:
+        subsets = {"subset": DRY_RUN["subset"], "test_subset": DRY_RUN["test_subset"]}
+        args.steps, args.warmup, args.repeats = DRY_RUN["steps"], DRY_RUN["warmup"], DRY_RUN["repeats"]
+    if min(args.steps, args.warmup, args.repeats) < 1:
+        raise UserError("--steps, --warmup and --repeats must be at least 1")
+    config = TrainConfig(batch_size=args.batch_size, precision=args.precision, channels_last=args.channels_last,
+                         compile=args.compile, num_workers=args.num_workers, device=args.device, **subsets).validate()
+    from helpers.checkpoint import check_writable_folder, save_json
+    from helpers.data import load_cifar10
+    from helpers.device import device_name, for_device, resolve_device
+
+    out = Path(args.out)
+    check_writable_folder(out.parent, "the folder of --out")  # before the benchmark, not after
+    device = resolve_device(args.device)
+    config = for_device(replace(config, device=str(device)), device)
+    data = load_cifar10(args.data_root, **subsets)
+    runs = {name: [] for name in (*PIPELINES, MODEL_ONLY)}
+    for _ in range(args.repeats):
+        for pipeline in PIPELINES:
+            runs[pipeline].append(measure(replace(config, pipeline=pipeline), data, device, args.steps, args.warmup))
+        runs[MODEL_ONLY].append(measure(replace(config, pipeline="fast"), data, device, args.steps, args.warmup,
+                                        model_only=True))
+    results = {name: medians(figures) for name, figures in runs.items()}
+
+    import torch
     report = {
         "device": device_name(device),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python -m helpers.bench", *(argv if argv is not None else sys.argv[1:])]),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
+        "precision": config.precision,
+        "dry_run": args.dry_run,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_root")},
         "pipelines": results,
         "runs": runs,
         "fast_over_albumentations": ratios(results["fast"], results["albumentations"]),
         "model_only_over_albumentations": ratios(results[MODEL_ONLY], results["albumentations"]),
     }
-    print(f"device: {report['device']}, batch {args.batch_size}, amp={args.amp}, "
+    print(f"device: {report['device']}, batch {args.batch_size}, {config.precision}, "
           f"channels_last={args.channels_last}, compile={args.compile}, {args.steps} timed steps, "
-          f"median of {args.repeats} runs")
+          f"median of {args.repeats} runs" + (" (dry run: not a measurement)" if args.dry_run else ""))
     print(f"{'pipeline':<16}{'train img/s':>13}{'eval img/s':>13}{'epoch s (est.)':>16}")
     for name, figures in results.items():
         print(f"{name:<16}{figures['train_images_per_s']:>13,.0f}{figures['eval_images_per_s']:>13,.0f}"
@@ -128,10 +144,13 @@ def main(argv=None) -> int:
         ratio = report[key]
         print(f"{label:<19}{ratio['train_images_per_s']:>9.2f}x{ratio['eval_images_per_s']:>12.2f}x")
     print("(model only: no data pipeline, the most any pipeline can reach on this device)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    save_json(args.out, report)
-    print(f"written to {args.out}")
+    save_json(out, report)
+    print(f"written to {out}")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_command(bench, argv)
 
 
 if __name__ == "__main__":

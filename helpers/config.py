@@ -1,11 +1,16 @@
 """Every setting of a training run in one place, with the published recipe as the defaults."""
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import get_args
 
-from helpers import UserError
+from helpers import UserError, recipe
 
-PIPELINES = ("albumentations", "fast")
+PIPELINES = ("auto", "albumentations", "fast")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Settings that change how a run executes, not what it computes: a resumed run may change them.
 RUNTIME_FIELDS = {"device", "data_root", "out", "num_workers", "compile", "progress"}
+MAX_SEED = 2**63 - 1
+TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
 
 
 def setting(default, help):
@@ -14,35 +19,50 @@ def setting(default, help):
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(100, "epochs to train (published: 100)")
-    batch_size: int = setting(64, "images per step (published: 64)")
-    max_lr: float = setting(0.017, "OneCycleLR peak learning rate, stepped per batch (published: 0.017)")
-    momentum: float = setting(0.9, "SGD momentum (published: 0.9)")
-    seed: int = setting(1, "one seed for python, numpy, torch and the augmentations")
-    pipeline: str = setting("albumentations", "training data pipeline: 'albumentations' (published, per image on the CPU) or 'fast' (batched on the training device)")
+    epochs: int = setting(recipe.EPOCHS, "epochs to train (published: 100)")
+    batch_size: int = setting(recipe.BATCH_SIZE, "images per step (published: 64)")
+    max_lr: float = setting(recipe.MAX_LR, "OneCycleLR peak learning rate, stepped per batch (published: 0.017)")
+    momentum: float = setting(recipe.MOMENTUM, "SGD momentum (published: 0.9)")
+    seed: int = setting(1, "one seed for python, numpy, torch and the augmentations (0 to 2**63-1)")
+    pipeline: str = setting("auto", "training data pipeline: 'albumentations' (published, per image on the CPU), "
+                            "'fast' (batched on the training device) or 'auto' (fast on CUDA, else albumentations)")
     subset: int | None = setting(None, "train on a class-balanced subset of this many images (default: all 50,000)")
     test_subset: int | None = setting(None, "evaluate on a class-balanced subset of this many test images (default: all 10,000)")
-    amp: bool = setting(True, "bfloat16 autocast (CPU and CUDA)")
+    precision: str = setting("auto", "'bf16' or 'fp16' autocast (fp16 with a gradient scaler), 'fp32', or 'auto': "
+                             "bf16 where the hardware has it, fp16 on older CUDA GPUs (T4, V100), else fp32")
     channels_last: bool = setting(True, "channels_last memory format")
     device: str = setting("auto", "'auto' (CUDA if present, else CPU), 'cpu', 'cuda' or 'cuda:N'")
-    data_root: str | None = setting(None, "folder holding cifar-10-batches-py (default: $CIFAR10_ROOT, else ./data)")
+    data_root: str | None = setting(None, "folder holding cifar-10-batches-py (default: $CIFAR10_ROOT, else the project's data/)")
     out: str = setting("runs/latest", "run folder for history.json and checkpoint.pt")
     num_workers: int | None = setting(None, "DataLoader workers for the albumentations pipeline (default: 0 on CPU, 8 on CUDA)")
-    compile: bool = setting(False, "torch.compile the model (slower on CPU, measured)")
+    compile: bool = setting(False, "torch.compile the model (off: on the CPU it made training slower)")
     progress: bool = setting(True, "tqdm progress bars")
 
     def validate(self) -> "TrainConfig":
-        """Raise UserError, naming the flag to fix, for a value no run can use."""
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "max_lr": self.max_lr}
-        for name, value in positive.items():
-            if not value > 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if not 0 <= self.momentum < 1:
-            raise UserError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.pipeline not in PIPELINES:
-            raise UserError(f"--pipeline must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise UserError(f"--num-workers must be 0 or more, got {self.num_workers}")
+        """Raise UserError, naming the flag to fix, for a value of the wrong type or out of range."""
+        for spec in fields(self):
+            kinds = tuple(get_args(spec.type) or [spec.type])
+            value = getattr(self, spec.name)
+            wrong_bool = isinstance(value, bool) and bool not in kinds
+            accepted = kinds + ((int,) if float in kinds else ())
+            if wrong_bool or not isinstance(value, accepted):
+                raise UserError(f"{flag(spec.name)} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        for name in ("epochs", "batch_size", "max_lr"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise UserError(f"{flag(name)} must be positive, got {value}")
+        checks = [
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("seed", 0 <= self.seed <= MAX_SEED, "from 0 to 2**63-1"),
+            ("subset", self.subset is None or 10 <= self.subset <= TRAIN_IMAGES, f"from 10 to {TRAIN_IMAGES}"),
+            ("test_subset", self.test_subset is None or 10 <= self.test_subset <= TEST_IMAGES, f"from 10 to {TEST_IMAGES}"),
+            ("num_workers", self.num_workers is None or self.num_workers >= 0, "0 or more"),
+            ("pipeline", self.pipeline in PIPELINES, f"one of {', '.join(PIPELINES)}"),
+            ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise UserError(f"{flag(name)} must be {allowed}, got {getattr(self, name)!r}")
         return self
 
     def experiment(self) -> dict:
@@ -51,5 +71,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """The settings saved with a run (unknown keys ignored), checked like flags."""
+        values = dict(values)
+        if "amp" in values:  # runs saved before --precision: amp=True meant bf16 autocast
+            values.setdefault("precision", "bf16" if values.pop("amp") else "fp32")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{k: v for k, v in values.items() if k in known}).validate()
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# One short epoch that shows the mechanics in seconds, not the published accuracy: a small batch
+# and a larger step so that it still learns something. Used by the tests, notebook 4 and --smoke.
+SMOKE = dict(epochs=1, subset=2000, test_subset=1000, batch_size=16, max_lr=0.05)
+
+
+def smoke(config: TrainConfig) -> TrainConfig:
+    """`config` shrunk to the SMOKE preset."""
+    return replace(config, **SMOKE)

@@ -10,8 +10,10 @@ from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 from helpers import UserError
 
 DATA_ROOT_ENV = "CIFAR10_ROOT"
-DEFAULT_DATA_ROOT = "data"
-NUM_CLASSES = 10
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The project's own data/, whatever the working directory (the notebooks run in notebooks/);
+# ./data for a copy of the package installed outside its checkout.
+DEFAULT_DATA_ROOT = PROJECT_ROOT / "data" if (PROJECT_ROOT / "pyproject.toml").exists() else Path("data")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class CIFAR10Data:
 
 
 def resolve_data_root(root=None) -> Path:
-    """The root folder that holds cifar-10-batches-py: the argument, else $CIFAR10_ROOT, else ./data."""
+    """The root folder that holds cifar-10-batches-py: the argument, else $CIFAR10_ROOT, else the project's data/."""
     return Path(root or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
 
@@ -59,17 +61,36 @@ def _torchvision_split(root: Path, train: bool, download: bool):
     folder = root / TorchvisionCIFAR10.base_folder
     try:
         return TorchvisionCIFAR10(str(root), train=train, download=False)
-    except RuntimeError:  # torchvision: "Dataset not found or corrupted."
+    except (RuntimeError, OSError):  # torchvision: "Dataset not found or corrupted."; or unreadable
         problem = "fail torchvision's MD5 check" if folder.exists() else "are missing"
     if download:
         try:
-            return TorchvisionCIFAR10(str(root), train=train, download=True)
+            return _download(root, train)
         except Exception as error:  # network errors come in many types; all mean the same here
             problem += f" and the download failed ({type(error).__name__})"
     raise UserError(
-        f"CIFAR-10 files in {folder.resolve()} {problem}: put the official python-version files "
-        f"(cifar-10-batches-py) under a folder and pass it with --data-root or ${DATA_ROOT_ENV}"
+        f"CIFAR-10 files in {folder} {problem}: put the official python-version files "
+        f"(cifar-10-batches-py) under a folder and pass it with --data-root or ${DATA_ROOT_ENV}, "
+        f"or run once with internet access to download them (163 MB)"
     )
+
+
+def _download(root: Path, train: bool):
+    """torchvision's download into `root`; after a failure, remove the folders and archive it made."""
+    made = [path for path in (root, *root.parents) if not path.exists()]
+    archive = root / TorchvisionCIFAR10.filename
+    had_archive = archive.exists()
+    try:
+        return TorchvisionCIFAR10(str(root), train=train, download=True)
+    except BaseException:
+        if not had_archive:
+            archive.unlink(missing_ok=True)
+        for path in made:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
 
 
 @lru_cache(maxsize=4)

@@ -1,14 +1,11 @@
-"""Training and evaluation loops, seeding, checkpoints and the per-epoch history."""
+"""The training loop: seeding, the optimizer and its schedule, the Trainer, and `fit`."""
 import math
-import os
-import platform
 import random
-import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
-from datetime import datetime, timezone
-from pathlib import Path
+from itertools import chain
 
 import numpy as np
 import torch
@@ -16,18 +13,21 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from helpers import UserError
-from helpers.augment import AugmentedDataset, test_transform, train_transform
-from helpers.checkpoint import (
-    CHECKPOINT, HISTORY, checkpoint_path, load_checkpoint, load_history, save_checkpoint, save_json,
-)
+from helpers.checkpoint import RunFolder, check_resumable, checkpoint_path, load_checkpoint, load_history, restore, session
 from helpers.config import TrainConfig
 from helpers.data import load_cifar10
-from helpers.fast_pipeline import DeviceLoader
+from helpers.device import for_device, resolve_device
+from helpers.loaders import make_loaders
 from helpers.model import Net
+from helpers.recipe import NUM_CLASSES
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# A loss this many times a uniform guess's (ln 10), or the first epoch's if lower, means divergence.
+EXPLOSION = 10
 
 
 class TrainingDiverged(UserError):
-    """The loss stopped being a finite number."""
+    """The loss or the model stopped being finite, or the loss exploded."""
 
 
 def seed_everything(seed: int):
@@ -41,100 +41,42 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but torch sees no CUDA GPU: use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-class AlbumentationsLoader:
-    """The published pipeline: a DataLoader over per-image albumentations transforms."""
-
-    def __init__(self, images, labels, transform, batch_size, shuffle, num_workers, pin_memory):
-        self.dataset = AugmentedDataset(images, labels, transform)
-        self.generator = torch.Generator()
-        self.loader = torch.utils.data.DataLoader(
-            self.dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=self.generator,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            worker_init_fn=self._seed_worker,
-        )
-
-    def _seed_worker(self, worker_id):
-        # Each worker gets a copy of the transform; without this they would all draw the same numbers.
-        self.dataset.transform.set_random_seed(torch.initial_seed() % 2**32)
-
-    def set_seed(self, seed: int):
-        self.generator.manual_seed(seed)
-        self.dataset.transform.set_random_seed(seed)
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        return iter(self.loader)
-
-
-def make_loaders(data, config: TrainConfig, device: torch.device):
-    """(train, test) loaders for the configured pipeline; the test images are only normalised."""
-    if config.pipeline == "fast":
-        common = dict(mean=data.mean, std=data.std, batch_size=config.batch_size, device=device,
-                      channels_last=config.channels_last)
-        return (
-            DeviceLoader(data.train_images, data.train_labels, train=True, **common),
-            DeviceLoader(data.test_images, data.test_labels, train=False, **common),
-        )
-    workers = config.num_workers
-    if workers is None:
-        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
-    common = dict(batch_size=config.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
-    train = AlbumentationsLoader(data.train_images, data.train_labels,
-                                 train_transform(data.mean, data.std), shuffle=True, **common)
-    test = AlbumentationsLoader(data.test_images, data.test_labels,
-                                test_transform(data.mean, data.std), shuffle=False, **common)
-    return train, test
+def make_optimizer(model, config: TrainConfig, total_steps: int):
+    """The published SGD with momentum, and its one-cycle learning rate over `total_steps` batches."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr, total_steps=total_steps)
+    return optimizer, scheduler
 
 
 class Trainer:
     """Runs a model on `device` in the configured memory format, precision and compilation.
 
-    The model is moved in place, so an optimizer or state dict may hold it before or after.
+    config.precision must be settled ('bf16', 'fp16' or 'fp32'; see device.for_device). fp16 trains
+    with a gradient scaler, which skips the steps whose gradients overflow. The model is moved in
+    place, so an optimizer or state dict may hold it before or after.
     """
 
     def __init__(self, model, device, config: TrainConfig):
         self.device = device
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         model.to(device, memory_format=self.memory_format)
+        self.net = model  # what is saved: the compiled wrapper's state dict would prefix every key
         self.model = torch.compile(model) if config.compile else model
-        self.autocast = (
-            torch.autocast(device.type, dtype=torch.bfloat16) if config.amp else nullcontext()
-        )
+        dtype = AUTOCAST_DTYPES.get(config.precision)
+        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+        self.scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
 
     def _batch(self, images, labels):
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         return images, labels.to(self.device, non_blocking=True)
 
     def train_epoch(self, loader, optimizer, scheduler, progress=True, description="train"):
-        """One pass over `loader`; returns (mean loss, accuracy) on the augmented training images."""
+        """One pass over `loader`: (mean loss, accuracy) on the augmented training images, and the
+        number of steps whose loss was not finite (left out of the mean; with fp16 the scaler skips them)."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
+        counted = torch.zeros((), device=self.device)  # images in steps with a finite loss
+        nonfinite = torch.zeros((), dtype=torch.long, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         bar = tqdm(loader, desc=description, leave=False, disable=not progress)
@@ -144,15 +86,28 @@ class Trainer:
                 output = self.model(images)
                 loss = F.nll_loss(output, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * len(labels)
+            if self.scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+            with warnings.catch_warnings():  # stepped per batch, also when the scaler skipped the update
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
+                scheduler.step()
+            loss = loss.detach().float()
+            finite = torch.isfinite(loss)
+            loss_sum += torch.where(finite, loss, 0) * len(labels)
+            counted += finite * len(labels)
+            nonfinite += ~finite
             correct += (output.argmax(1) == labels).sum()
             seen += len(labels)
             if step % 50 == 0:  # .item() waits for the GPU: not every step
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-        return loss_sum.item() / seen, correct.item() / seen
+        counted = counted.item()
+        mean_loss = loss_sum.item() / counted if counted else math.inf
+        return mean_loss, correct.item() / seen, nonfinite.item()
 
     @torch.inference_mode()
     def predict(self, loader):
@@ -171,102 +126,106 @@ class Trainer:
         output, labels = self.predict(loader)
         return F.nll_loss(output, labels).item(), (output.argmax(1) == labels).float().mean().item()
 
-
-def prepare_out(out: Path, resuming: bool, overwrite: bool):
-    """Make the run folder, refuse to clobber another run's results, and check that it is writable."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise UserError(f"cannot write to run folder {out} ({error.strerror}): choose another --out") from None
-    if not resuming and not overwrite and (out / CHECKPOINT).exists():
-        raise UserError(f"{out} already holds a run: continue it with --resume {out}, or pass --overwrite or another --out")
+    def training_state(self, optimizer, scheduler) -> dict:
+        state = {"model": self.net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
 
-def fit(config: TrainConfig, data=None, resume=None, overwrite=False, on_epoch_end=None) -> list[dict]:
-    """Train with `config`, saving history.json and checkpoint.pt in config.out after every epoch.
+def divergence(model, record: dict, first_loss: float, fp16: bool) -> str | None:
+    """Why this epoch's model or losses cannot be trusted, or None."""
+    tensors = [(name, t) for name, t in chain(model.named_parameters(), model.named_buffers()) if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t).all() for _, t in tensors]).cpu()  # one sync
+    if not finite.all():
+        return f"{tensors[int((~finite).nonzero()[0])][0]} is no longer finite"
+    if record.get("nonfinite_steps", 0) and not fp16:
+        return f"{record['nonfinite_steps']} steps had a non-finite loss"
+    limit = EXPLOSION * min(math.log(NUM_CLASSES), first_loss)
+    for name in ("train_loss", "test_loss"):
+        if not record[name] <= limit:
+            return f"the {name.replace('_', ' ')} is {record[name]:.4g}, above {limit:.3g}"
+    return None
+
+
+def fit(config: TrainConfig, data=None, resume=None, overwrite=False, on_epoch_end=None) -> dict:
+    """Train with `config`, saving checkpoint.pt and history.json in config.out after every epoch.
 
     resume: a checkpoint (or its run folder) to continue from; its experiment settings must match.
     on_epoch_end: called with each epoch's record after it is saved.
-    Returns the history: one dict per epoch.
+    Returns the run's history, as saved in history.json: {"meta", "config", "epochs"}.
     """
     config.validate()
     device = resolve_device(config.device)
+    config = for_device(config, device)
     checkpoint = load_checkpoint(resume) if resume is not None else None
     if checkpoint is not None:
-        saved = TrainConfig.from_dict(checkpoint["config"]).experiment()
-        changed = {k for k, v in config.experiment().items() if saved[k] != v}
-        if changed:
-            details = ", ".join(f"{k}={saved[k]!r}" for k in sorted(changed))
-            raise UserError(f"the checkpoint was made with {details}: resume with those settings")
-    out = Path(config.out)
-    prepare_out(out, resuming=checkpoint is not None, overwrite=overwrite)
-    if data is None:
-        data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
-
-    seed_everything(config.seed)
-    model = Net()
-    trainer = Trainer(model, device, config)
-    train_loader, test_loader = make_loaders(data, config, device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=len(train_loader)
-    )
-    history, first_epoch = [], 1
-    session = {
-        "device": device_name(device),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-    }
-    meta = {**session, "train_images": len(data.train_labels), "test_images": len(data.test_labels)}
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        history, first_epoch = checkpoint["history"], checkpoint["epoch"] + 1
-        # Keep the first session's provenance and add this one's.
-        saved_history = checkpoint_path(resume).parent / HISTORY
-        if saved_history.exists():
-            meta = load_history(saved_history)["meta"]
-        meta["resumed"] = [*meta.get("resumed", []), {"at_epoch": first_epoch, **session}]
-
-    epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
-                  total=config.epochs, disable=not config.progress)
-    for epoch in epochs:
-        seed = epoch_seed(config.seed, epoch)
-        seed_everything(seed)
-        train_loader.set_seed(seed)
-        started = time.perf_counter()
-        train_loss, train_acc = trainer.train_epoch(train_loader, optimizer, scheduler, config.progress, f"epoch {epoch}")
-        test_loss, test_acc = trainer.evaluate(test_loader)
-        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-            raise TrainingDiverged(
-                f"loss became {train_loss} in epoch {epoch}: lower --max-lr; {out / CHECKPOINT} still holds epoch {epoch - 1}"
-            )
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "lr": scheduler.get_last_lr()[0],
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(record)
-        meta["seconds_total"] = sum(r["seconds"] for r in history)
-        save_checkpoint(out / CHECKPOINT, {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "history": history,
+        check_resumable(checkpoint, config)
+    with RunFolder(config.out).open(resume, overwrite) as run:
+        # Data and loaders.
+        if data is None:
+            data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
+        train_loader, test_loader = make_loaders(data, config, device)
+        # Model, optimizer and schedule.
+        seed_everything(config.seed)
+        model = Net()
+        trainer = Trainer(model, device, config)
+        optimizer, scheduler = make_optimizer(model, config, config.epochs * len(train_loader))
+        this_session = session(device)
+        history = {
+            "meta": {**this_session, "train_images": len(data.train_labels), "test_images": len(data.test_labels)},
             "config": asdict(config),
-        })
-        save_json(out / HISTORY, {"meta": meta, "config": asdict(config), "epochs": history})
-        epochs.set_postfix(test_acc=f"{test_acc:.2%}")
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+            "epochs": [],
+        }
+        # Resume: the checkpoint holds the whole history; history.json is rewritten from it, which
+        # also repairs one left an epoch short by a crash between the two writes.
+        if checkpoint is not None:
+            restore(checkpoint, checkpoint_path(resume), model, optimizer, scheduler, trainer.scaler)
+            history["epochs"] = checkpoint["history"]
+            history["meta"] = checkpoint.get("meta") or saved_meta(resume) or history["meta"]
+            resumed = {"at_epoch": checkpoint["epoch"] + 1, **this_session}
+            history["meta"]["resumed"] = [*history["meta"].get("resumed", []), resumed]
+            run.write_history(history)
+
+        # The epoch loop.
+        first_epoch = len(history["epochs"]) + 1
+        epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
+                      total=config.epochs, disable=not config.progress)
+        for epoch in epochs:
+            seed = epoch_seed(config.seed, epoch)
+            seed_everything(seed)
+            train_loader.set_seed(seed)
+            started = time.perf_counter()
+            train_loss, train_acc, nonfinite = trainer.train_epoch(
+                train_loader, optimizer, scheduler, config.progress, f"epoch {epoch}")
+            test_loss, test_acc = trainer.evaluate(test_loader)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - started,
+            }
+            if nonfinite:
+                record["nonfinite_steps"] = nonfinite
+            first_loss = history["epochs"][0]["train_loss"] if history["epochs"] else math.inf
+            problem = divergence(model, record, first_loss, fp16=trainer.scaler is not None)
+            if problem:
+                raise TrainingDiverged(f"training diverged in epoch {epoch}: {problem}; lower --max-lr; {run.holds()}")
+            history["epochs"].append(record)
+            history["meta"]["seconds_total"] = sum(r["seconds"] for r in history["epochs"])
+            run.commit(trainer.training_state(optimizer, scheduler), history)
+            epochs.set_postfix(test_acc=f"{test_acc:.2%}")
+            if on_epoch_end is not None:
+                on_epoch_end(record)
     return history
+
+
+def saved_meta(resume) -> dict | None:
+    """The provenance in the history.json beside a checkpoint saved before checkpoints held it."""
+    try:
+        return load_history(checkpoint_path(resume).parent)["meta"]
+    except UserError:
+        return None

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-DROPOUT = 0.03
+from helpers.recipe import DROPOUT, NUM_CLASSES
 
 
 def dropped_positions(n: int, p: float, draws: int | None = None) -> torch.Tensor:
@@ -31,10 +31,10 @@ def dropped_positions(n: int, p: float, draws: int | None = None) -> torch.Tenso
 class Dropout(nn.Dropout):
     """nn.Dropout with a faster mask on the CPU; the same distribution, other random numbers.
 
-    On the CPU torch draws one Mersenne Twister number per element, serially: with p = 0.03 that was
-    43% of a training step on this project's 2-core machine. Drawing only the gaps between the
-    dropped elements (`dropped_positions`) needs 3% as many. On CUDA, and under torch.compile,
-    torch's own fused kernels are used.
+    On the CPU torch draws one serial Mersenne Twister number per element, a large share of a
+    training step here (README: Benchmark). Drawing only the gaps between the dropped elements
+    (`dropped_positions`) needs p times as many. On CUDA, and under torch.compile, torch's own
+    fused kernels are used.
     """
 
     def forward(self, x):
@@ -72,7 +72,7 @@ def depthwise_separable(channels, dropout=True):
 class Net(nn.Module):
     """C1 (32x32) -> 1x1 stride-2 'pool' conv -> C2 (16x16, depthwise + dilated) -> C3 (8x8) -> C4 (4x4) -> GAP."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.block1 = nn.Sequential(
             *conv_block(3, 32),

@@ -2,7 +2,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.analysis import PUBLISHED_ACCURACY
+from helpers import recipe
 
 
 def class_grid(images, labels, classes, per_class=8):
@@ -56,7 +56,8 @@ def training_curves(history: dict, title=""):
     loss.set_xlabel("epoch"), loss.set_ylabel("NLL loss"), loss.legend(), loss.set_title("loss")
     accuracy.plot(x, [100 * r["train_acc"] for r in epochs], label="train (augmented)")
     accuracy.plot(x, [100 * r["test_acc"] for r in epochs], label="test")
-    accuracy.axhline(100 * PUBLISHED_ACCURACY, color="grey", linestyle="--", linewidth=1, label="published 85.9%")
+    accuracy.axhline(100 * recipe.ACCURACY, color="grey", linestyle="--", linewidth=1,
+                     label=f"published {recipe.ACCURACY:.1%}")
     accuracy.set_xlabel("epoch"), accuracy.set_ylabel("accuracy (%)"), accuracy.legend(), accuracy.set_title("accuracy")
     fig.suptitle(title)
     fig.tight_layout()

@@ -4,14 +4,8 @@ import sys
 from dataclasses import fields
 from typing import get_args
 
-from helpers import UserError
-from helpers.checkpoint import CHECKPOINT, HISTORY, checkpoint_path, load_checkpoint
-from helpers.config import TrainConfig
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
+from helpers.cli import OneLineParser, run_command
+from helpers.config import SMOKE, TrainConfig, smoke
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,11 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     for spec in fields(TrainConfig):
         flag = "--" + spec.name.replace("_", "-")
         help_text = f"{spec.metadata['help']} [default: {spec.default}]"
-        if spec.type in (bool, "bool"):
+        if spec.type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             kinds = [kind for kind in get_args(spec.type) or [spec.type] if kind is not type(None)]
             parser.add_argument(flag, type=kinds[0], help=help_text)
+    parser.add_argument("--smoke", action="store_true", default=False,
+                        help=f"a dry run in seconds: {', '.join(f'{k}={v}' for k, v in SMOKE.items())}")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or checkpoint.pt); "
                         "its settings are kept, and --out defaults to its folder")
     parser.add_argument("--overwrite", action="store_true", default=False, help="replace a run already in --out")
@@ -37,36 +33,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig defaults, or the resumed run's settings, overridden by the flags given."""
-    given = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}
+    given = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite", "smoke")}
     if "resume" not in args:
-        return TrainConfig(**given)
+        config = TrainConfig(**given)
+        return smoke(config) if args.smoke else config
+    from helpers.checkpoint import checkpoint_path, load_checkpoint
+
     saved = load_checkpoint(args.resume)["config"]
     saved["out"] = given.pop("out", str(checkpoint_path(args.resume).parent))
     return TrainConfig.from_dict({**saved, **given})
 
 
-def main(argv=None) -> int:
+def train(argv) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args).validate()
-        from helpers.engine import fit, resolve_device  # torch import after --help and arg errors
+    config = config_from_args(args).validate()
+    from helpers.device import for_device, resolve_device
+    from helpers.engine import fit
+    from helpers.summary import summary_line
 
-        if resolve_device(config.device).type == "cpu" and config.subset is None:
-            print(f"warning: no GPU in use: {config.epochs} epochs of 50,000 images take hours on a CPU "
-                  "(the epochs bar shows the estimate); for a quick run add --epochs 2 --subset 5000",
-                  file=sys.stderr)
-        history = fit(config, resume=getattr(args, "resume", None), overwrite=args.overwrite)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: continue with --resume {config.out}", file=sys.stderr)
-        return 130
-    best = max(history, key=lambda record: record["test_acc"])
-    last = history[-1]
-    print(f"best test accuracy {best['test_acc']:.2%} (epoch {best['epoch']}), last {last['test_acc']:.2%} "
-          f"(epoch {last['epoch']}); results in {config.out}/ ({HISTORY}, {CHECKPOINT})")
+    device = resolve_device(config.device)
+    if device.type == "cpu" and config.subset is None:
+        print(f"warning: no GPU in use: {config.epochs} epochs of 50,000 images take hours on a CPU "
+              "(the epochs bar shows the estimate); for a quick run add --smoke", file=sys.stderr)
+    settled = for_device(config, device)
+    print(f"training on {device.type} with the {settled.pipeline} pipeline in {settled.precision}")
+    history = fit(config, resume=getattr(args, "resume", None), overwrite=args.overwrite)
+    print(f"{summary_line(history)}; results in {config.out}/ (history.json, checkpoint.pt)")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_command(train, argv)
 
 
 if __name__ == "__main__":

@@ -28,5 +28,5 @@ timeout $deadline bash -c "$(declare -f train); device=$device; train $long --se
 wait
 cat "$out"/seed2.log "$out"/short.log "$out"/bs512.log >> "$out/log.txt"; rm -f "$out"/seed2.log "$out"/short.log "$out"/bs512.log
 tar -cf "$out/runs.tar" runs/*/history.json runs/seed1-100ep/checkpoint.pt
-python3 -m helpers.analysis runs/* | tee -a "$out/log.txt"
+python3 -m helpers.summary runs/* | tee -a "$out/log.txt"
 echo "wall seconds: $(($(date +%s) - started))" | tee -a "$out/log.txt"

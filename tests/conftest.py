@@ -1,19 +1,14 @@
-import os
-from pathlib import Path
-
 import pytest
 
-from helpers.data import DATA_ROOT_ENV, load_cifar10, resolve_data_root
-
-# Tests run on the real CIFAR-10: $CIFAR10_ROOT, else the shared copy beside the checkout.
-DATA_ROOT = Path(os.environ.get(DATA_ROOT_ENV) or Path(__file__).parents[2] / "shared" / "data")
+from helpers.data import load_cifar10, resolve_data_root
 
 
 @pytest.fixture(scope="session")
-def data_root() -> Path:
-    if not (resolve_data_root(DATA_ROOT) / "cifar-10-batches-py").is_dir():
-        pytest.fail(f"CIFAR-10 not found under {DATA_ROOT}: set {DATA_ROOT_ENV} to the folder holding cifar-10-batches-py")
-    return DATA_ROOT
+def data_root():
+    """Where the tests read CIFAR-10: $CIFAR10_ROOT, else the project's data/ (downloaded there once)."""
+    root = resolve_data_root()
+    load_cifar10(root)
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +20,9 @@ def cifar(data_root):
 def small_cifar(data_root):
     """2,000 training and 1,000 test images, class-balanced."""
     return load_cifar10(data_root, subset=2000, test_subset=1000, download=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(data_root):
+    """320 training and 200 test images: seconds per epoch, for the mechanics of a run."""
+    return load_cifar10(data_root, subset=320, test_subset=200, download=False)

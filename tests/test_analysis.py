@@ -1,6 +1,7 @@
 import numpy as np
 
-from helpers.analysis import confusion_matrix, first_epoch_at, per_class_accuracy, run_summary, summary_table
+from helpers.analysis import confusion_matrix, per_class_accuracy
+from helpers.summary import first_epoch_at, run_summary, summary_table
 
 
 def history(accuracies):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from helpers import augment  # not `from ... import test_transform`: pytest would collect it
-from helpers.augment import augmentations, mean_fill, published_demo_transforms, show_images, train_transform
+from helpers.augment import augmentations, demo_transforms, show_images, train_transform
+from helpers.recipe import mean_fill
 
 
 def test_training_pipeline_is_the_published_recipe_in_order(cifar):
@@ -39,7 +40,7 @@ def test_cutout_fills_one_16x16_hole_with_the_mean_not_black(cifar):
 
 
 def test_show_images_shows_each_transform_on_the_same_images(cifar):
-    transforms = published_demo_transforms(cifar.mean)
+    transforms = demo_transforms(cifar.mean)
     figure = show_images(transforms, cifar.train_images[:3])
     assert len(figure.axes) == 3 * len(transforms)
     assert [ax.get_title() for ax in figure.axes[: len(transforms)]] == list(transforms)  # first row
@@ -47,6 +48,16 @@ def test_show_images_shows_each_transform_on_the_same_images(cifar):
     np.testing.assert_array_equal(np.asarray(flipped), np.asarray(original)[:, ::-1])
 
 
-@pytest.mark.parametrize("name", ["Horizontal Flip", "Vertical Flip", "Cut Out", "Gray Scale"])
-def test_demo_transforms_always_apply(cifar, name):
-    assert published_demo_transforms(cifar.mean)[name].p == 1
+def test_demo_shows_each_training_transform_applied_and_labels_the_one_training_skips(cifar):
+    transforms = demo_transforms(cifar.mean)
+    training = [type(t).__name__ for t in train_transform(cifar.mean, cifar.std).transforms[:4]]
+    singles = [t for t in transforms.values() if t is not None and not isinstance(t, A.Compose)]
+    assert [type(t).__name__ for t in singles[:4]] == training
+    for title, transform in transforms.items():
+        if type(transform).__name__ not in training and transform is not None and not isinstance(transform, A.Compose):
+            assert "not in training" in title
+    images = cifar.train_images[:20]
+    figure = show_images({title: transforms[title] for title in list(transforms)[:5]}, images)
+    shown = np.asarray([np.asarray(ax.images[0].get_array()) for ax in figure.axes]).reshape(len(images), 5, 32, 32, 3)
+    for column in range(1, 5):  # every image changed by every single transform: each applies every time
+        assert all((shown[row, column] != shown[row, 0]).any() for row in range(len(images))), list(transforms)[column]

@@ -1,5 +1,6 @@
 import os
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,12 +44,13 @@ def test_subset_size_out_of_range_is_a_user_error():
         class_balanced_indices(np.repeat(np.arange(10), 5), 51)
 
 
-def test_data_root_comes_from_argument_then_environment_then_default(monkeypatch, tmp_path):
+def test_data_root_comes_from_argument_then_environment_then_the_project_data_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
     assert resolve_data_root("elsewhere").name == "elsewhere"
     assert resolve_data_root() == tmp_path
     monkeypatch.delenv("CIFAR10_ROOT")
-    assert str(resolve_data_root()) == "data"
+    monkeypatch.chdir(tmp_path)  # as a notebook kernel in notebooks/: still the checkout's data/
+    assert resolve_data_root() == Path(__file__).resolve().parents[1] / "data"
 
 
 def test_missing_data_that_cannot_be_downloaded_says_what_to_do(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""The fast pipeline draws from the same distributions as the albumentations one (issue: fast path)."""
+"""The fast pipeline draws from the same distributions as the albumentations one."""
 from dataclasses import replace
 
 import albumentations as A
@@ -9,9 +9,10 @@ import torch
 from scipy import stats
 
 from helpers.augment import augmentations, train_transform
-from helpers.config import TrainConfig
-from helpers.engine import fit, make_loaders
-from helpers.fast_pipeline import AugmentParams, DeviceLoader, affine_warp, apply_augmentations, sample_params
+from helpers.config import TrainConfig, smoke
+from helpers.engine import fit
+from helpers.fast_augment import AugmentParams, affine_warp, apply_augmentations, sample_params
+from helpers.loaders import DeviceLoader, make_loaders
 
 N = 3000
 CENTRE = np.array([15.5, 15.5])
@@ -132,11 +133,11 @@ def test_test_images_are_normalised_identically(small_cifar):
 
 
 def test_short_training_reaches_the_same_accuracy(small_cifar, tmp_path):
-    # One epoch on 2,000 images: both well above chance (10%), and within noise of each other
-    # (seed-to-seed spread of this setting is a few points).
-    config = TrainConfig(epochs=1, batch_size=16, max_lr=0.05, device="cpu", progress=False)
+    # The smoke preset, one epoch on 2,000 images: both well above chance (10%), and within noise of
+    # each other (seed-to-seed spread of this setting is a few points).
+    config = smoke(TrainConfig(device="cpu", progress=False))
     accuracy = {
-        pipeline: fit(replace(config, pipeline=pipeline, out=str(tmp_path / pipeline)), data=small_cifar)[-1]["test_acc"]
+        pipeline: fit(replace(config, pipeline=pipeline, out=str(tmp_path / pipeline)), data=small_cifar)["epochs"][-1]["test_acc"]
         for pipeline in ("albumentations", "fast")
     }
     assert min(accuracy.values()) > 0.15

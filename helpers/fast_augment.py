@@ -1,21 +1,16 @@
-"""The published augmentations as batched tensor operations on the training device.
+"""The published augmentations as batched tensor operations, for the fast pipeline (`helpers.loaders`).
 
-The albumentations pipeline spends most of an epoch in per-image Python. Here the whole dataset
-lives on the device as uint8 and each chunk of an epoch is augmented at once, drawing from the
-same distributions as `helpers.augment` (tests/test_fast_pipeline.py checks that they agree).
+They draw from the same distributions as `helpers.augment` (tests/test_fast_augment.py checks that
+they agree), but a whole batch at a time on the training device instead of image by image in Python.
 """
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from helpers.augment import CUTOUT_SIZE, P, ROTATE, SCALE, SHIFT, mean_fill
+from helpers.recipe import CUTOUT_SIZE, P, ROTATE, SCALE, SHIFT
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as cv2's RGB2GRAY and A.ToGray
-# Images augmented together. On a GPU a large chunk amortises kernel launches; on the CPU a chunk
-# whose float copies (12 MB) stay in cache is 4x faster per image than one of 8192 (measured).
-CHUNK_IMAGES = {"cuda": 8192, "cpu": 1024}
 
 
 @dataclass
@@ -98,43 +93,3 @@ def apply_augmentations(images, params: AugmentParams, fill):
     weights = torch.tensor(GRAY_WEIGHTS, device=images.device).view(1, 3, 1, 1)
     gray = (images * weights).sum(1, keepdim=True).expand_as(images)
     return where(params.gray, gray, images)
-
-
-class DeviceLoader:
-    """Batches of normalised images from a uint8 copy of the data on `device`; augmented if `train`."""
-
-    def __init__(self, images, labels, mean, std, batch_size, device, train, channels_last=True):
-        device = torch.device(device)
-        self.images = torch.tensor(images, device=device).permute(0, 3, 1, 2).contiguous()
-        self.labels = torch.tensor(labels, device=device)
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
-        self.fill = torch.tensor(mean_fill(mean), device=device, dtype=torch.float32) / 255
-        self.batch_size, self.train = batch_size, train
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.chunk = batch_size * max(1, CHUNK_IMAGES[device.type] // batch_size)  # whole batches per chunk
-        self.generator = torch.Generator(device=device)
-
-    def set_seed(self, seed: int):
-        """Seed the shuffle and augmentation draws of the next epoch."""
-        self.generator.manual_seed(seed)
-
-    def __len__(self):
-        return math.ceil(len(self.labels) / self.batch_size)
-
-    def __iter__(self):
-        count = len(self.labels)
-        if self.train:
-            order = torch.randperm(count, generator=self.generator, device=self.labels.device)
-        else:
-            order = torch.arange(count, device=self.labels.device)
-        for start in range(0, count, self.chunk):
-            index = order[start : start + self.chunk]
-            images = self.images[index].float().div_(255)
-            if self.train:
-                params = sample_params(len(index), *images.shape[-2:], self.generator)
-                images = apply_augmentations(images, params, self.fill)
-            images = ((images - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-            labels = self.labels[index]
-            for first in range(0, len(index), self.batch_size):
-                yield images[first : first + self.batch_size], labels[first : first + self.batch_size]

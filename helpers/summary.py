@@ -1,0 +1,74 @@
+"""Milestones of a run's history: best and last accuracy, the first epochs at 85% and at the published 85.9%.
+
+`python -m helpers.summary RUN_FOLDER...` prints the results table of the runs (as in the README).
+"""
+import sys
+from pathlib import Path
+
+from helpers import recipe
+from helpers.cli import OneLineParser, run_command
+
+
+def first_epoch_at(epochs: list[dict], accuracy: float):
+    """The first epoch whose test accuracy is at least `accuracy`, or None."""
+    return next((r["epoch"] for r in epochs if r["test_acc"] >= accuracy), None)
+
+
+def run_summary(history: dict) -> dict:
+    """Best and last test accuracy, first epochs at 85% and 85.9%, and timing of a history (as fit returns it)."""
+    epochs = history["epochs"]
+    best = max(epochs, key=lambda r: r["test_acc"])
+    seconds = sum(r["seconds"] for r in epochs)
+    return {
+        "epochs": len(epochs),
+        "best_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "last_acc": epochs[-1]["test_acc"],
+        "last_epoch": epochs[-1]["epoch"],
+        "first_epoch_85": first_epoch_at(epochs, 0.85),
+        "first_epoch_published": first_epoch_at(epochs, recipe.ACCURACY),
+        "seconds_per_epoch": seconds / len(epochs),
+        "seconds_total": seconds,
+        "device": history["meta"]["device"],
+    }
+
+
+def summary_line(history: dict) -> str:
+    """One sentence: best and last test accuracy, and their epochs."""
+    s = run_summary(history)
+    return (f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
+            f"last {s['last_acc']:.2%} (epoch {s['last_epoch']})")
+
+
+def summary_table(named_histories: dict) -> str:
+    """A markdown table with one row per run: {name: history}."""
+    lines = [
+        "| run | epochs | best test acc | last test acc | first epoch >= 85.9% | s/epoch | total | device |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, history in named_histories.items():
+        s = run_summary(history)
+        lines.append(
+            f"| {name} | {s['epochs']} | {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} | "
+            f"{s['first_epoch_published'] or 'not reached'} | {s['seconds_per_epoch']:.1f} | "
+            f"{s['seconds_total'] / 60:.1f} min | {s['device']} |"
+        )
+    return "\n".join(lines)
+
+
+def print_table(argv) -> int:
+    parser = OneLineParser(prog="python -m helpers.summary", description="Print the results table of saved runs.")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their history.json)")
+    args = parser.parse_args(argv)
+    from helpers.checkpoint import load_history
+
+    histories = {}
+    for run in args.runs:
+        path = Path(run)
+        histories[(path.parent if path.is_file() else path).name] = load_history(path)
+    print(summary_table(histories))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(print_table))
