@@ -1,22 +1,31 @@
-# `make train` runs the published 100-epoch recipe; `make test` runs the tests. Both set up .venv first.
+# `make train` runs the published 100-epoch recipe; `make test` runs the tests; `make lab` opens the
+# notebooks in JupyterLab. Each sets up .venv first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 SMOKE ?= 1
+PORT ?= 8888
+HEADLESS ?= 0
 export NO_ALBUMENTATIONS_UPDATE := 1
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# A failed pip install fails the recipe: pipefail sees pip's status through the noise filter.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -ec
+# pip's "Location ... is ignored" warnings come from this machine's extra local package index.
+PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
+QUIET := 2>&1 | { grep -v "is ignored" || true; }
 
-.PHONY: setup test train bench notebooks clean
+.PHONY: setup test train bench lab colab-links notebooks clean
 
 setup: $(VENV)/.installed
 
-# Rebuilt only when requirements change; pip's "is ignored" lines are local-index noise.
+# Rebuilt only when requirements change.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import helpers, torch, albumentations, torchsummary, nbval"
+	$(PIP_INSTALL) -r requirements.txt $(QUIET)
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e . $(QUIET)
+	$(PY) -c "import helpers, torch, albumentations, torchsummary, captum, nbval, jupyterlab"
 	touch $@
 
 # Unit tests, then the five notebooks in smoke mode (SMOKE=1: a small subset, one epoch).
@@ -29,6 +38,16 @@ train: setup
 
 bench: setup
 	$(PY) -m helpers.bench $(ARGS)
+
+# JupyterLab on this project's .venv kernel, in notebooks/. HEADLESS=1: no browser and no token, on
+# 127.0.0.1 only, for a test or a tunnel; PORT=N picks the port. (Jupyter refuses root without --allow-root.)
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+		$(if $(filter 1,$(HEADLESS)),--no-browser --ip=127.0.0.1 --IdentityProvider.token=)
+
+# Rewrite every notebook's Colab badge and set-up cell from [project.urls] Repository in pyproject.toml.
+colab-links: setup
+	$(PY) -m helpers.colab_links
 
 # Re-execute the notebooks in place (SMOKE=0 for the full 100-epoch training in notebook 04).
 notebooks: setup

@@ -1,4 +1,4 @@
-"""A saved model on the test set: predictions, confusion matrix, per-class accuracy."""
+"""A saved model on the test set: predictions, confusion matrix, per-class accuracy, where it looks (Grad-CAM)."""
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +19,30 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
 
 def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
     return matrix.diagonal() / matrix.sum(axis=1)
+
+
+def trained_model(checkpoint_file) -> Net:
+    """The Net saved in a checkpoint (or run folder), on the CPU in float32, in eval mode."""
+    model = Net()
+    restore_model(model, load_checkpoint(checkpoint_file), checkpoint_file)
+    return model.eval()
+
+
+def model_input(images: np.ndarray, mean, std) -> torch.Tensor:
+    """uint8 HWC images as the network's input: CHW floats normalised with the training mean and std."""
+    tensor = torch.tensor(images).permute(0, 3, 1, 2).float() / 255
+    return (tensor - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def grad_cam(model: Net, inputs: torch.Tensor, targets, layer="block4.4") -> np.ndarray:
+    """Grad-CAM maps (Captum's LayerGradCam on `layer`, the last conv by default) for each input's
+    target class, upsampled bilinearly to the input size: (N, H, W), non-negative."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    model.eval()
+    cam = LayerGradCam(model.logits, dict(model.named_modules())[layer])
+    maps = cam.attribute(inputs, target=torch.as_tensor(targets), relu_attributions=True)
+    return LayerAttribution.interpolate(maps, tuple(inputs.shape[-2:]), interpolate_mode="bilinear")[:, 0].detach().numpy()
 
 
 def predict_test_set(checkpoint_file, data, device="cpu", precision=None) -> np.ndarray:

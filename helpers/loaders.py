@@ -106,7 +106,10 @@ class DeviceLoader:
 
 
 def make_loaders(data, config, device: torch.device):
-    """(train, test) loaders for config.pipeline; the test images are only normalised."""
+    """(train, test) loaders for config.pipeline, 'fast' or 'albumentations' (settled by device.for_device);
+    the test images are only normalised."""
+    if config.pipeline not in ("fast", "albumentations"):
+        raise ValueError(f"pipeline {config.pipeline!r} is not settled: pass the config through device.for_device")
     if config.pipeline == "fast":
         common = dict(mean=data.mean, std=data.std, batch_size=config.batch_size, device=device,
                       channels_last=config.channels_last)

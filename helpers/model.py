@@ -98,6 +98,9 @@ class Net(nn.Module):
             nn.AvgPool2d(4),
         )
 
+    def logits(self, x):
+        """Class scores before the log-softmax: what Grad-CAM explains."""
+        return self.block4(self.block3(self.block2(self.pool(self.block1(x))))).flatten(1)
+
     def forward(self, x):
-        x = self.block4(self.block3(self.block2(self.pool(self.block1(x)))))
-        return F.log_softmax(x.flatten(1), dim=-1)
+        return F.log_softmax(self.logits(x), dim=-1)

@@ -76,3 +76,94 @@ def confusion_matrix_plot(matrix, classes):
     fig.colorbar(shown)
     fig.tight_layout()
     return fig
+
+
+def receptive_field_growth(rows: list[dict], image_size=32):
+    """r_out per layer with the jump j as a second series; the image size, and the layers whose stride changes j."""
+    fig, field = plt.subplots(figsize=(10, 4))
+    x = range(len(rows))
+    field.plot(x, [row["r_out"] for row in rows], "o-", label="receptive field r_out (pixels)")
+    field.axhline(image_size, color="grey", linestyle="--", linewidth=1, label=f"image size ({image_size})")
+    for index, row in enumerate(rows):
+        if row["stride"] > 1:
+            field.axvline(index, color="tab:red", alpha=0.25, linewidth=6)
+    field.plot([], [], color="tab:red", alpha=0.25, linewidth=6, label="stride > 1: the jump doubles after it")
+    jump = field.twinx()
+    jump.step(x, [row["j_out"] for row in rows], where="mid", color="tab:orange", label="jump j_out (pixels)")
+    jump.set_ylabel("jump j_out"), field.set_ylabel("r_out (pixels)")
+    field.set_xticks(list(x), [row["layer"].split(" ")[0] for row in rows], rotation=60, ha="right")
+    handles = [*field.get_legend_handles_labels()[0], *jump.get_legend_handles_labels()[0]]
+    field.legend(handles=handles, loc="upper left", fontsize=8)
+    field.set_title("How the receptive field grows through the network")
+    fig.tight_layout()
+    return fig
+
+
+def receptive_field_boxes(image, boxes: dict, scale=8):
+    """An image upscaled `scale` times with, per title, the theoretical field of a centre unit as a box.
+
+    boxes: {title: (first, last) pixel along each axis}; the part outside the image is padding, drawn
+    on a grey frame around it and hatched.
+    """
+    from matplotlib.patches import Rectangle
+
+    size = image.shape[0]
+    fig, axes = plt.subplots(1, len(boxes), figsize=(3.6 * len(boxes), 3.8), squeeze=False)
+    for ax, (title, (first, last)) in zip(axes[0], boxes.items()):
+        margin = max(0.0, -first, last - (size - 1)) + 1
+        ax.set_facecolor("0.85")  # around the image: the padding
+        ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+        ax.add_patch(Rectangle((first - 0.5, first - 0.5), last - first + 1, last - first + 1, fill=False,
+                               edgecolor="red", hatch="//", linewidth=1, alpha=0.5))
+        low, high = max(first, 0), min(last, size - 1)
+        ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False, edgecolor="red", linewidth=2))
+        ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
+        ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def effective_field_maps(panels: list[dict], columns=2):
+    """Effective receptive fields, one panel per dict(title, heatmap, field, centre, radii).
+
+    heatmap: (H, W) mean |input gradient| of one unit; field: its theoretical (first, last) pixel along
+    each axis, outlined even where it reaches past the image (padding, grey); centre: (y, x) of that
+    unit's field; radii: {fraction: radius} holding that share of the gradient mass, drawn as circles.
+    """
+    from matplotlib.patches import Circle, Rectangle
+
+    rows = int(np.ceil(len(panels) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4.3 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        heatmap, (first, last), (y, x) = panel["heatmap"], panel["field"], panel["centre"]
+        height, width = heatmap.shape
+        low, high = min(first, 0) - 1.5, max(last, width - 1) + 1.5
+        ax.set_facecolor("0.8")  # around the image: the padding
+        shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+        ax.add_patch(Rectangle((first - 0.5, first - 0.5), last - first + 1, last - first + 1, fill=False,
+                               edgecolor="tab:cyan", linewidth=2, label=f"theoretical field: {last - first + 1:.0f} px"))
+        for fraction, style in ((0.5, "-"), (0.95, "--")):
+            radius = panel["radii"][fraction]
+            ax.add_patch(Circle((x, y), radius, fill=False, edgecolor="white", linestyle=style, linewidth=1.5,
+                                label=f"{fraction:.0%} of the gradient: r = {radius:.1f} px"))
+        ax.set_xlim(low, high), ax.set_ylim(high, low)
+        ax.set_title(panel["title"], fontsize=10), ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
+        fig.colorbar(shown, ax=ax, fraction=0.046, label="mean |gradient| (max = 1)")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def class_activation_maps(images, maps, titles, columns=8):
+    """uint8 HWC images with their (H, W) class-activation maps laid over them."""
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.45), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(images):
+            ax.imshow(images[index])
+            ax.imshow(maps[index], cmap="jet", alpha=0.45, vmin=0)
+            ax.set_title(titles[index], fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig

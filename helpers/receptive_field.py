@@ -1,10 +1,15 @@
-"""Receptive-field table computed from a model by running it once with forward hooks.
+"""Receptive fields: the table computed from a model, where a unit's field lies, and the effective field.
 
 For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1):
     n_out = floor((n_in + 2p - k_eff) / s) + 1
     j_out = j_in * s                      (jump: input pixels between adjacent outputs)
     r_out = r_in + (k_eff - 1) * j_in     (receptive field, in input pixels)
+    start_out = start_in + ((k_eff - 1) / 2 - p) * j_in   (centre of the first unit's field, in pixels)
+The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input gradient actually lies.
 """
+import math
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,17 +49,33 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    rows, jump, field = [], 1, 1
+    rows, jump, field, start = [], 1, 1, 0.0
     for name, module, in_shape, out_shape in shapes:
         n_in, n_out = in_shape[-2], out_shape[-2]
         kernel, stride, padding, dilation = _geometry(module, n_in, n_out)
         effective = dilation * (kernel - 1) + 1
         row = dict(layer=f"{name} ({type(module).__name__})", n_in=n_in, n_out=n_out, ch_in=in_shape[1],
                    ch_out=out_shape[1], padding=padding, kernel=kernel, stride=stride, dilation=dilation,
-                   j_in=jump, j_out=jump * stride, r_in=field, r_out=field + (effective - 1) * jump)
+                   j_in=jump, j_out=jump * stride, r_in=field, r_out=field + (effective - 1) * jump,
+                   start=start + ((effective - 1) / 2 - padding) * jump, module=name)
         rows.append(row)
-        jump, field = row["j_out"], row["r_out"]
+        jump, field, start = row["j_out"], row["r_out"], row["start"]
     return rows
+
+
+def centre_unit(row: dict) -> int:
+    """Index (along each axis) of the centre unit of a row's output: the upper-left one of the middle four when even."""
+    return (row["n_out"] - 1) // 2
+
+
+def unit_field(row: dict, unit: int | None = None) -> tuple[float, float]:
+    """(first, last) input pixel, along one axis, of the theoretical field of a unit (default: the centre one).
+
+    May reach outside the image: that part of the field sees only padding.
+    """
+    unit = centre_unit(row) if unit is None else unit
+    centre = row["start"] + unit * row["j_out"]
+    return centre - (row["r_out"] - 1) / 2, centre + (row["r_out"] - 1) / 2
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -96,3 +117,64 @@ def _all_ones_linear_copy(model: nn.Module) -> nn.Sequential:
         elif isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             layers.append(module)
     return nn.Sequential(*layers).requires_grad_(False)
+
+
+def effective_receptive_field(model: nn.Module, images: torch.Tensor, layer: str, channels=None, batch_size=64) -> np.ndarray:
+    """Mean absolute input gradient of the centre unit of `layer`, over `images`: an (H, W) map.
+
+    channels: one channel of the layer per image (for example the true class at the last conv);
+    default: the sum over the layer's channels. The model runs in eval mode, in the dtype of `images`.
+    """
+    module = dict(model.named_modules())[layer]
+    captured = []
+    hook = module.register_forward_hook(lambda m, args, out: captured.append(out))
+    was_training = model.training
+    total = torch.zeros(images.shape[-2:], dtype=torch.float64)
+    try:
+        model.eval()
+        for first in range(0, len(images), batch_size):
+            batch = images[first : first + batch_size].detach().clone().requires_grad_(True)
+            captured.clear()
+            model(batch)
+            output = captured[0]
+            y, x = (output.shape[-2] - 1) // 2, (output.shape[-1] - 1) // 2
+            centre = output[:, :, y, x]
+            if channels is None:
+                chosen = centre.sum()
+            else:
+                picked = torch.as_tensor(channels[first : first + batch_size]).view(-1, 1)
+                chosen = centre.gather(1, picked).sum()
+            (gradient,) = torch.autograd.grad(chosen, batch)
+            total += gradient.abs().sum(dim=(0, 1)).double()
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return (total / len(images)).numpy()
+
+
+def mass_radii(heatmap: np.ndarray, centre: tuple[float, float], fractions=(0.5, 0.95)) -> dict:
+    """For each fraction, the smallest radius (pixels, from `centre` = (y, x)) holding that share of the map's mass."""
+    rows, cols = np.indices(heatmap.shape)
+    distance = np.hypot(rows - centre[0], cols - centre[1]).ravel()
+    order = np.argsort(distance, kind="stable")
+    cumulative = np.cumsum(heatmap.ravel()[order]) / heatmap.sum()
+    return {fraction: float(distance[order][np.searchsorted(cumulative, fraction)]) for fraction in fractions}
+
+
+def support_outside(heatmap: np.ndarray, field: tuple[float, float], field_x: tuple[float, float] | None = None) -> float:
+    """The gradient mass outside a unit's theoretical field ((first, last) pixel along y, and along x)."""
+    field_x = field if field_x is None else field_x
+    rows, cols = np.indices(heatmap.shape)
+    inside = ((rows >= math.floor(field[0])) & (rows <= math.ceil(field[1]))
+              & (cols >= math.floor(field_x[0])) & (cols <= math.ceil(field_x[1])))
+    return float(np.abs(heatmap[~inside]).sum())
+
+
+def effective_field(model: nn.Module, inputs: torch.Tensor, layer: str, channels=None) -> dict:
+    """The effective field of `layer`'s centre unit beside its theoretical one, for `effective_field_maps`:
+    {"heatmap", "field": (first, last) pixel, "centre": (y, x), "radii": {0.5: r, 0.95: r}}."""
+    row = next(row for row in receptive_field_table(model, tuple(inputs.shape[1:])) if row["module"] == layer)
+    heatmap = effective_receptive_field(model, inputs, layer, channels)
+    first, last = unit_field(row)
+    centre = ((first + last) / 2,) * 2
+    return {"heatmap": heatmap, "field": (first, last), "centre": centre, "radii": mass_radii(heatmap, centre)}

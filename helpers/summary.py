@@ -7,6 +7,7 @@ from pathlib import Path
 
 from helpers import recipe
 from helpers.cli import OneLineParser, run_command
+from helpers.config import TrainConfig
 
 
 def first_epoch_at(epochs: list[dict], accuracy: float):
@@ -30,6 +31,7 @@ def run_summary(history: dict) -> dict:
         "seconds_per_epoch": seconds / len(epochs),
         "seconds_total": seconds,
         "device": history["meta"]["device"],
+        "precision": TrainConfig.from_dict(history["config"]).precision,
     }
 
 
@@ -37,21 +39,21 @@ def summary_line(history: dict) -> str:
     """One sentence: best and last test accuracy, and their epochs."""
     s = run_summary(history)
     return (f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
-            f"last {s['last_acc']:.2%} (epoch {s['last_epoch']})")
+            f"last {s['last_acc']:.2%} (epoch {s['last_epoch']}), in {s['precision']}")
 
 
 def summary_table(named_histories: dict) -> str:
     """A markdown table with one row per run: {name: history}."""
     lines = [
-        "| run | epochs | best test acc | last test acc | first epoch >= 85.9% | s/epoch | total | device |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| run | epochs | best test acc | last test acc | first epoch >= 85.9% | s/epoch | total | device | precision |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, history in named_histories.items():
         s = run_summary(history)
         lines.append(
             f"| {name} | {s['epochs']} | {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} | "
             f"{s['first_epoch_published'] or 'not reached'} | {s['seconds_per_epoch']:.1f} | "
-            f"{s['seconds_total'] / 60:.1f} min | {s['device']} |"
+            f"{s['seconds_total'] / 60:.1f} min | {s['device']} | {s['precision']} |"
         )
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ from helpers.summary import first_epoch_at, run_summary, summary_table
 
 def history(accuracies):
     epochs = [{"epoch": i + 1, "test_acc": a, "seconds": 2.0} for i, a in enumerate(accuracies)]
-    return {"meta": {"device": "test device"}, "epochs": epochs}
+    return {"meta": {"device": "test device"}, "config": {"amp": True}, "epochs": epochs}  # saved before --precision
 
 
 def test_summary_finds_best_last_and_first_epochs_at_thresholds():
@@ -14,6 +14,7 @@ def test_summary_finds_best_last_and_first_epochs_at_thresholds():
     assert (summary["best_acc"], summary["best_epoch"], summary["last_acc"]) == (0.86, 3, 0.855)
     assert (summary["first_epoch_85"], summary["first_epoch_published"]) == (2, 3)
     assert (summary["seconds_per_epoch"], summary["seconds_total"]) == (2.0, 10.0)
+    assert summary["precision"] == "bf16"  # amp=True meant bf16 autocast
 
 
 def test_threshold_never_reached_is_none_and_shown_as_such():

@@ -26,7 +26,7 @@ def interrupt(record):
 
 def test_one_epoch_on_2000_images_beats_chance_and_saves_what_it_returns(small_cifar, tmp_path):
     history = fit(replace(SMOKE, out=str(tmp_path)), data=small_cifar)
-    assert history["epochs"][0]["test_acc"] > 0.15  # chance is 0.10; 1,000 test images: sd 0.01
+    assert history["epochs"][0]["test_acc"] > 0.13  # chance is 0.10, sd 0.0095 on 1,000 test images: 3 sd above
     assert load_history(tmp_path) == history
     assert history["meta"]["device"].startswith("CPU") and history["meta"]["train_images"] == 2000
     checkpoint = load_checkpoint(tmp_path)  # weights_only=True

@@ -1,10 +1,19 @@
 import random
 
+import numpy as np
 import pytest
+import torch
 from torch import nn
 
+from helpers.analysis import grad_cam, model_input, trained_model
 from helpers.model import Net
-from helpers.receptive_field import FIELDS, empirical_receptive_field, receptive_field_table, to_markdown
+from helpers.plots import receptive_field_growth
+from helpers.receptive_field import (
+    FIELDS, _all_ones_linear_copy, effective_field, effective_receptive_field, empirical_receptive_field,
+    receptive_field_table, support_outside, to_markdown, unit_field,
+)
+
+REFERENCE = "results/seed1-100ep"
 
 # (kernel, stride, padding, dilation, n_out, j_out, r_out) for Net, worked out by hand.
 NET_BY_HAND = [
@@ -60,3 +69,69 @@ def test_random_chains_agree_with_the_gradient_measurement(seed):
 def test_adaptive_average_pool_is_a_row():
     rows = receptive_field_table(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1)), (3, 10, 10))
     assert rows[-1]["kernel"] == 8 and rows[-1]["r_out"] == 10
+
+
+def test_growth_curve_plots_the_table():
+    rows = receptive_field_table(Net())
+    figure = receptive_field_growth(rows)
+    field, jump = figure.axes
+    assert list(field.lines[0].get_ydata()) == [row["r_out"] for row in rows]
+    assert list(jump.lines[0].get_ydata()) == [row["j_out"] for row in rows]
+    assert field.lines[1].get_ydata()[0] == 32  # the image size
+
+
+@pytest.mark.parametrize("row", [row for row in receptive_field_table(Net()) if "Conv2d" in row["layer"]], ids=lambda row: row["module"])
+def test_net_effective_field_is_never_wider_than_the_theoretical_one(row):
+    torch.manual_seed(0)
+    heatmap = effective_receptive_field(Net(), torch.randn(4, 3, 32, 32), row["module"])
+    assert heatmap.sum() > 0 and support_outside(heatmap, unit_field(row)) == 0
+
+
+def chain_and_size(seed):
+    """A random chain and an input size at which its output has a centre unit."""
+    model = random_chain(random.Random(seed))
+    for size in (24, 48, 96, 192, 512):
+        try:
+            if receptive_field_table(model, (3, size, size))[-1]["n_out"] >= 1:
+                return model, size
+        except RuntimeError:  # the input is smaller than a kernel
+            continue
+    raise AssertionError("no input size fits")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_chains_effective_field_fills_the_theoretical_box_and_no_more(seed):
+    model, size = chain_and_size(seed)
+    row = receptive_field_table(model, (3, size, size))[-1]
+    layer = str(len(model) - 1)
+    torch.manual_seed(seed)
+    heatmap = effective_receptive_field(model, torch.randn(2, 3, size, size), layer)  # random weights, max pools
+    assert support_outside(heatmap, unit_field(row)) == 0
+    # An all-ones linear copy sends gradient to every pixel its field samples: from edge to edge of the box
+    # where the box lies inside the image (dilation and strides may skip pixels between, and at a clipped edge).
+    linear = _all_ones_linear_copy(model).double()
+    ones = effective_receptive_field(linear, torch.ones(1, 3, size, size, dtype=torch.float64), layer)
+    first, last = unit_field(row)
+    covered = np.flatnonzero(ones.sum(axis=1) > 0)
+    if first >= 0 and last <= size - 1:
+        assert (covered.min(), covered.max()) == (first, last)
+    assert first <= covered.min() and covered.max() <= last
+
+
+def test_effective_fields_of_the_untrained_and_trained_net_are_well_inside_the_theoretical_one(cifar):
+    inputs = model_input(cifar.test_images[:256], cifar.mean, cifar.std)
+    labels = cifar.test_labels[:256]
+    torch.manual_seed(0)
+    for model in (Net(), trained_model(REFERENCE)):
+        field = effective_field(model, inputs, "block4.4", channels=labels)  # the last conv, true class
+        half_width = (field["field"][1] - field["field"][0]) / 2  # 39 px: wider than the image
+        assert field["radii"][0.5] < half_width / 2 and field["radii"][0.95] < 0.75 * half_width
+
+
+def test_grad_cam_maps_are_image_sized_finite_non_negative_and_follow_the_class(cifar):
+    model = trained_model(REFERENCE)
+    inputs = model_input(cifar.test_images[:8], cifar.mean, cifar.std)
+    maps = grad_cam(model, inputs, cifar.test_labels[:8])
+    assert maps.shape == (8, 32, 32) and np.isfinite(maps).all() and (maps >= 0).all() and maps.max() > 0
+    other = grad_cam(model, inputs, (cifar.test_labels[:8] + 1) % 10)
+    assert all(not np.allclose(a, b) for a, b in zip(maps, other))

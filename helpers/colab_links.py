@@ -1,0 +1,109 @@
+"""The "Open in Colab" badge and the set-up cell of every notebook, written from one address.
+
+The public address of the repository lives in pyproject.toml, [project.urls] Repository.
+`python -m helpers.colab_links` (`make colab-links`) rewrites the first two cells of every notebook
+from it; tests/test_notebooks.py fails when a notebook disagrees. Until the address is known (the
+placeholder github.com/OWNER/REPO), the badge and the cell say so, and how to set it.
+"""
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+from helpers.cli import OneLineParser, run_command
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+PLACEHOLDER = "https://github.com/OWNER/REPO"
+UNSET = "set Repository under [project.urls] in pyproject.toml, then run make colab-links"
+COLAB_DIR = "/content/cnn-cifar10"
+
+
+def repository_url(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str | None:
+    """The repository's public address, or None while it is the placeholder."""
+    url = tomllib.loads(pyproject.read_text())["project"]["urls"]["Repository"].rstrip("/")
+    return None if url == PLACEHOLDER else url.removesuffix(".git")
+
+
+def badge(url: str | None, notebook: str) -> str:
+    if url is None:
+        return ("**Open in Colab:** this copy of the project does not know its public address yet: set `Repository` "
+                "under `[project.urls]` in `pyproject.toml`, then run `make colab-links`.")
+    if not url.startswith("https://github.com/"):
+        return f"**Open in Colab:** Colab opens notebooks from GitHub; {url} is not on GitHub."
+    path = url.removeprefix("https://github.com/")
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook})")
+
+
+def setup_cell(url: str | None) -> str:
+    address = repr(url) if url else f"None  # unknown yet: {UNSET}"
+    return f"""# Set-up. In Colab: fetch the project and install what Colab lacks (never its torch). Locally
+# (make lab) the project is installed already. Safe to run twice. `make colab-links` writes PROJECT_URL.
+PROJECT_URL = {address}
+PROJECT_DIR = {COLAB_DIR!r}  # in Colab: the notebooks run in its notebooks/, so ../img and ../runs are the project's
+import os, subprocess, sys
+if 'google.colab' in sys.modules:
+    if not os.path.isdir(PROJECT_DIR):
+        assert PROJECT_URL, 'this notebook does not know where the project lives: {UNSET}'
+        subprocess.run(['git', 'clone', '-q', '--depth', '1', PROJECT_URL, PROJECT_DIR], check=True)
+    if PROJECT_DIR not in sys.path:
+        sys.path.insert(0, PROJECT_DIR)  # imports at once: no restart, unlike an editable install
+    os.chdir(os.path.join(PROJECT_DIR, 'notebooks'))
+from helpers.notebook import setup
+setup()"""
+
+
+def first_cells(url: str | None, notebook: str) -> list[dict]:
+    """The badge (markdown) and set-up (code) cells that open every notebook."""
+    return [
+        {"cell_type": "markdown", "id": "colab-badge", "metadata": {}, "source": lines(badge(url, notebook))},
+        {"cell_type": "code", "execution_count": None, "id": "setup", "metadata": {}, "outputs": [],
+         "source": lines(setup_cell(url))},
+    ]
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def cell_text(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def notebook_agrees(notebook: dict, url: str | None, name: str) -> bool:
+    """Whether cells 2 and 3 (after the title) are the badge and set-up cell for `url`."""
+    expected = first_cells(url, name)
+    actual = notebook["cells"][1:3]
+    return len(actual) == 2 and all(cell_text(a) == cell_text(e) and a["cell_type"] == e["cell_type"]
+                                    for a, e in zip(actual, expected))
+
+
+def rewrite(path: Path, url: str | None) -> bool:
+    """Put the badge and set-up cell for `url` after the title cell of `path`; True if it changed."""
+    notebook = json.loads(path.read_text())
+    if notebook_agrees(notebook, url, path.name):
+        return False
+    badge_cell, code_cell = first_cells(url, path.name)
+    cells = notebook["cells"]
+    has_old = len(cells) > 2 and "Colab" in cell_text(cells[1]) and "google.colab" in cell_text(cells[2])
+    if has_old:
+        code_cell["outputs"] = cells[2].get("outputs", [])
+    notebook["cells"] = [cells[0], badge_cell, code_cell, *cells[3 if has_old else 1:]]
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    return True
+
+
+def main(argv=None) -> int:
+    parser = OneLineParser(prog="python -m helpers.colab_links", description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    url = repository_url()
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        print(f"{path.name}: {'rewritten' if rewrite(path, url) else 'up to date'}")
+    print(f"repository: {url or 'unknown (' + UNSET + ')'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

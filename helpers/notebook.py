@@ -1,0 +1,90 @@
+"""`setup()`, called by the first cell of every notebook (after that cell has put the project on the path).
+
+In Colab it installs the packages Colab lacks, at the versions in requirements.txt, never touching
+Colab's own torch. Everywhere it makes a UserError, or an interrupted run, show as the one line the
+commands print, and says which device, precision and data folder the notebook will use.
+Only the standard library is imported at the top: in Colab this runs before anything is installed.
+"""
+import importlib
+import importlib.metadata
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# What a Colab runtime may lack or have at another version; torch and torchvision are Colab's own.
+COLAB_PACKAGES = ("albumentations", "torchsummary", "captum")
+PROTECTED = ("torch", "torchvision")
+
+
+def pinned_versions(requirements: Path = PROJECT_ROOT / "requirements.txt") -> dict:
+    """{package: version} for every `name==version` line of a requirements file."""
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        name, _, version = line.split("#")[0].strip().partition("==")
+        if version:
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def installed_version(name: str):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def missing_packages(pins: dict, installed=installed_version) -> list[str]:
+    """`name==version` for each of COLAB_PACKAGES whose pinned version is not installed."""
+    return [f"{name}=={pins[name]}" for name in COLAB_PACKAGES if installed(name) != pins[name]]
+
+
+def pip_install(requirements: list[str], installed=installed_version) -> list[str]:
+    """The pip command that installs `requirements` while holding torch and torchvision where they are."""
+    held = [f"{name}=={installed(name)}" for name in PROTECTED if installed(name)]
+    constraints = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+    constraints.write("\n".join(held) + "\n")
+    constraints.close()
+    return [sys.executable, "-m", "pip", "install", "-q", *requirements, "--constraint", constraints.name]
+
+
+def show_errors_in_one_line(shell):
+    """A UserError, or an interrupt that says what was saved, shows as one line instead of a traceback."""
+    from helpers import UserError
+
+    def one_line(shell, kind, error, traceback, tb_offset=None):
+        if isinstance(error, UserError):
+            print(f"error: {error}", file=sys.stderr)
+        elif error.args:  # an interrupted run says what it saved
+            print(error.args[0], file=sys.stderr)
+        else:
+            return shell.showtraceback((kind, error, traceback), tb_offset=tb_offset)
+
+    shell.set_custom_exc((UserError, KeyboardInterrupt), one_line)
+
+
+def setup():
+    in_colab = "google.colab" in sys.modules
+    if in_colab:
+        needed = missing_packages(pinned_versions())
+        if needed:
+            print("installing", ", ".join(needed), "(torch and torchvision stay Colab's own)")
+            subprocess.run(pip_install(needed), check=True)
+            importlib.invalidate_caches()
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        show_errors_in_one_line(shell)
+
+    from helpers.data import resolve_data_root
+    from helpers.device import auto_precision, device_name, resolve_device
+
+    device = resolve_device("auto")
+    root = resolve_data_root()
+    where = "Colab" if in_colab else "local"
+    print(f"{where}: helpers from {PROJECT_ROOT}; device {device_name(device)}, precision {auto_precision(device)}; "
+          f"CIFAR-10 in {root} (downloaded there on first use, 163 MB)")

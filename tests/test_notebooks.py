@@ -1,0 +1,158 @@
+"""The notebooks where learners run them: one public address, a Colab kernel (simulated), and `make lab`."""
+import copy
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from nbclient import NotebookClient
+
+from helpers import UserError
+from helpers.colab_links import COLAB_DIR, badge, notebook_agrees, repository_url, rewrite, setup_cell
+from helpers.notebook import missing_packages, pip_install, show_errors_in_one_line
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_has_the_badge_and_set_up_cell_of_the_address_in_pyproject(path):
+    assert notebook_agrees(json.loads(path.read_text()), repository_url(), path.name), "run make colab-links"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_thin(path):
+    code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    assert not [line for source in code for line in source.splitlines() if re.match(r"\s*(def|class) ", line)]
+
+
+def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_says_how_to_set_it(tmp_path):
+    url = "https://github.com/someone/cnn-cifar10"
+    assert "colab.research.google.com/github/someone/cnn-cifar10/blob/main/notebooks/01_data.ipynb" in badge(url, "01_data.ipynb")
+    assert f"PROJECT_URL = {url!r}" in setup_cell(url)
+    assert "[project.urls]" in badge(None, "01_data.ipynb") and "make colab-links" in setup_cell(None)
+    notebook = tmp_path / "01_data.ipynb"
+    shutil.copy(ROOT / "notebooks" / "01_data.ipynb", notebook)
+    assert rewrite(notebook, url) and notebook_agrees(json.loads(notebook.read_text()), url, notebook.name)
+    assert not notebook_agrees(json.loads(notebook.read_text()), None, notebook.name)
+    assert not rewrite(notebook, url)  # already agrees: unchanged
+
+
+def test_colab_installs_only_what_it_lacks_and_holds_its_torch():
+    pins = {"albumentations": "2.0.8", "torchsummary": "1.5.1", "captum": "0.9.0"}
+    colab = {"albumentations": "1.4.20", "torchsummary": None, "captum": "0.9.0", "torch": "2.9.0+cu126", "torchvision": "0.24.0"}
+    needed = missing_packages(pins, installed=colab.get)
+    assert needed == ["albumentations==2.0.8", "torchsummary==1.5.1"]
+    command = pip_install(needed, installed=colab.get)
+    assert not any(part.startswith(("torch==", "torchvision==")) for part in command)
+    held = Path(command[command.index("--constraint") + 1]).read_text().split()
+    assert held == ["torch==2.9.0+cu126", "torchvision==0.24.0"]
+
+
+def test_a_user_error_in_a_notebook_is_one_line(capsys):
+    shell = InteractiveShell()
+    show_errors_in_one_line(shell)
+    shell.user_ns["UserError"] = UserError
+    shell.run_cell("raise UserError('cannot read checkpoint x: pass a run folder')")
+    shell.run_cell("raise KeyboardInterrupt('interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x')")
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["error: cannot read checkpoint x: pass a run folder",
+                                         "interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x"]
+    assert "Traceback" not in captured.out + captured.err
+
+
+# A stand-in for Colab's start-up, run by the kernel before the first cell, as Colab imports google.colab.
+COLAB_STARTUP = """
+import importlib.util, os, sys, types
+colab = types.ModuleType("google.colab")
+try:
+    import google
+except ImportError:
+    google = sys.modules["google"] = types.ModuleType("google")
+google.colab = sys.modules["google.colab"] = colab
+# This kernel must not see the checkout that runs the test: no editable install, no path to it.
+editable = lambda item: getattr(item, "__module__", "").startswith("__editable__")
+sys.meta_path[:] = [finder for finder in sys.meta_path if not editable(finder)]
+sys.path_hooks[:] = [hook for hook in sys.path_hooks if not editable(hook)]
+sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or ".") != {root!r}]
+sys.path_importer_cache.clear()
+assert importlib.util.find_spec("helpers") is None, "helpers is importable before the set-up cell"
+"""
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory):
+    """A git repository holding this working tree as it is now, for the set-up cell to clone."""
+    source = tmp_path_factory.mktemp("origin")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run([*git, *command], cwd=source, check=True)
+    return f"file://{source}"
+
+
+@pytest.mark.parametrize("name", ["01_data.ipynb", "03_model.ipynb"])
+def test_a_notebook_runs_as_in_colab_from_its_first_cell(origin, data_root, tmp_path, monkeypatch, name):
+    ipython_dir = tmp_path / "ipython"
+    (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
+    (ipython_dir / "profile_default" / "startup" / "00-colab.py").write_text(COLAB_STARTUP.format(root=str(ROOT)))
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    monkeypatch.setenv("CIFAR10_ROOT", str(data_root))  # Colab would download it; this machine has no internet
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    content, project = tmp_path / "content", tmp_path / "content" / "cnn-cifar10"
+    content.mkdir()
+
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    setup = notebook.cells[2]
+    setup.source = re.sub(r"^PROJECT_URL = .*$", f"PROJECT_URL = {origin!r}", setup.source, flags=re.M)
+    setup.source = setup.source.replace(repr(COLAB_DIR), repr(str(project)))  # the clone address, for the test only
+    notebook.cells.insert(3, copy.deepcopy(setup))  # a learner runs the first cell twice
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(content)}}).execute()
+
+    first, second = ("".join(output.get("text", "") for output in cell.outputs) for cell in notebook.cells[2:4])
+    assert first.startswith(f"Colab: helpers from {project}") and "installing" not in first
+    assert second.startswith("Colab:")
+    assert (project / "notebooks" / name).exists() and (project / "img").is_dir()
+    written = {"01_data.ipynb": "cifar10.png", "03_model.ipynb": "rf_growth.png"}[name]
+    assert (project / "img" / written).stat().st_mtime > time.time() - 600  # ../img is the clone's
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_make_lab_serves_jupyterlab_headless(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "lab.log", "w")
+    server = subprocess.Popen(["make", "-s", "lab", "HEADLESS=1", f"PORT={port}"], cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, page = time.monotonic() + 120, None
+        while page is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None and "JupyterLab" in page, (tmp_path / "lab.log").read_text()
+        kernels = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs", timeout=5).read())
+        assert kernels["default"] == "python3"
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
