@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from helpers.analysis import confusion_matrix, per_class_accuracy
+from helpers.seeds import parse_seeds, seeds_summary
 from helpers.summary import first_epoch_at, run_summary, summary_table
 
 
@@ -27,3 +29,15 @@ def test_confusion_matrix_counts_true_by_predicted():
     matrix = confusion_matrix(labels, predictions, num_classes=3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
     np.testing.assert_allclose(per_class_accuracy(matrix), [0.5, 1.0, 2 / 3])
+
+
+def test_seeds_are_parsed_as_ranges_and_lists():
+    assert parse_seeds("1-8") == list(range(1, 9)) and parse_seeds("1-3,7") == [1, 2, 3, 7] and parse_seeds("5") == [5]
+
+
+def test_seeds_summary_gives_mean_std_and_the_fraction_that_reached_85_9():
+    summaries = [run_summary(history(accuracies)) for accuracies in ([0.85, 0.86], [0.85, 0.858], [0.86, 0.859])]
+    stats = seeds_summary(summaries)
+    assert stats["best"][0] == pytest.approx(np.mean([0.86, 0.858, 0.86]))
+    assert stats["last"][1] == pytest.approx(np.std([0.86, 0.858, 0.859], ddof=1))
+    assert stats["reached"] == pytest.approx(2 / 3) and stats["first_epoch_published"] == 1.5

@@ -29,7 +29,11 @@ def start(module, *args, data_root=None, preexec_fn=None):
 
 def run(module, *args, data_root=None, preexec_fn=None):
     process = start(module, *args, data_root=data_root, preexec_fn=preexec_fn)
-    stdout, stderr = process.communicate(timeout=300)
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:  # timed out: leave nothing running
+            process.kill()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
@@ -44,6 +48,8 @@ def one_line(result, status=2) -> str:
     ("helpers.train", ("--epochs", "--batch-size", "--max-lr", "--seed", "--precision", "--pipeline", "--resume", "--smoke")),
     ("helpers.bench", ("--steps", "--repeats", "--precision", "--dry-run", "--out")),
     ("helpers.summary", ("RUN",)),
+    ("helpers.seeds", ("--seeds", "--out-dir")),
+    ("helpers.colab_links", ("usage",)),
 ])
 def test_every_command_explains_itself_with_help(module, flags):
     result = run(module, "--help")
@@ -66,6 +72,9 @@ def test_every_command_explains_itself_with_help(module, flags):
     ("helpers.bench", ["--batch-size", "0"], "--batch-size must be positive"),
     ("helpers.bench", ["--num-workers", "-1", "--dry-run"], "--num-workers must be 0 or more"),
     ("helpers.bench", ["--out", "/proc/nope/bench.json", "--data-root", "/nonexistent"], "cannot write to the folder of --out"),
+    ("helpers.seeds", ["--seeds", "3-1"], "--seeds must name distinct seeds"),
+    ("helpers.seeds", ["--seeds", "one"], "--seeds must look like 1-8"),
+    ("helpers.seeds", ["--seed", "4"], "--seed, --out and --resume are set per seed"),
 ])
 def test_bad_values_give_one_line_and_exit_status_2(data_root, module, args, message):
     assert message in one_line(run(module, *args, data_root=data_root))
@@ -185,3 +194,12 @@ def test_bench_dry_run_writes_its_table(data_root, tmp_path):
     report = json.loads(out.read_text())
     assert set(report["pipelines"]) == {"albumentations", "fast", "model only"} and report["dry_run"]
     assert all(figures["train_images_per_s"] > 0 for figures in report["pipelines"].values())
+
+
+def test_seeds_train_at_once_and_print_one_table(data_root, tmp_path):
+    result = run("helpers.seeds", "--seeds", "1-2", "--out-dir", str(tmp_path), *TINY_RUN, data_root=data_root)
+    assert result.returncode == 0, result.stderr
+    assert "| seed1 | 1 |" in result.stdout and "| seed2 | 1 |" in result.stdout and "over 2 seeds: best" in result.stdout
+    first, second = (json.loads((tmp_path / f"seed{seed}" / "history.json").read_text()) for seed in (1, 2))
+    assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
+    assert first["epochs"][0]["train_loss"] != second["epochs"][0]["train_loss"]  # two runs, not one twice
