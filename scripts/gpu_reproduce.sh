@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
-# The GPU reproduction as run on a lent GPU machine: benchmark, then the published recipe.
+# The GPU runs behind results/, in one call of the device tool: the benchmark (with its model-only
+# row), the published recipe (seed 1), then 8 seeds at once, then the test suite on CUDA.
 # Usage: scripts/gpu_reproduce.sh OUT_DIR   (TINY=1: a seconds-long CPU rehearsal of the same steps)
-# Runs stop at a deadline (BUDGET_S) so that what finished is always collected.
+# Every step stops at a deadline (BUDGET_S, default 540 s in all) so that what finished is always
+# collected: logs, histories and the last checkpoints land in OUT_DIR.
+# On the GPU machine: CIFAR10_ROOT must point at the unpacked data, and .whl/ (../shared/gpu/README.md)
+# holds the wheels its Python lacks; they are installed into /tmp/site, never over its torch.
 set -u
 out=${1:?usage: scripts/gpu_reproduce.sh OUT_DIR}
 budget=${BUDGET_S:-540}
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+export PYTHONUNBUFFERED=1
 started=$(date +%s)
 left() { echo $((budget - ($(date +%s) - started))); }
-if [ "${TINY:-0}" = 1 ]; then
-  device=cpu; bench="--steps 2 --warmup 1"; long="--epochs 1 --subset 640 --test-subset 200"; short="$long"
-else
-  device=cuda; bench="--steps 700"; long="--epochs 100"; short="--epochs 30"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
 fi
-train() { python3 -m helpers.train --device $device --pipeline fast --no-progress --overwrite "$@"; }
+if [ "${TINY:-0}" = 1 ]; then
+  device=cpu; bench="--dry-run"; recipe="--epochs 1 --subset 320 --test-subset 100"; seeds=1-2; tests="tests/test_precision.py"
+else
+  device=cuda; bench="--steps 700"; recipe="--epochs 100"; seeds=1-8; tests="tests"
+fi
 mkdir -p "$out" runs
-(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true) | tee "$out/log.txt"
-python3 -m helpers.bench --device $device $bench --out "$out/bench.json" 2>&1 | tee -a "$out/log.txt"
-# The headline run alone on the GPU, so that its timing is clean.
-timeout $(($(left) - 40)) bash -c "$(declare -f train); device=$device; train $long --seed 1 --out runs/seed1-100ep" 2>&1 | tee -a "$out/log.txt"
-# Then, sharing the GPU (their timings are not standalone): a second seed, a 30-epoch
-# schedule, and batch 512 with the learning rate scaled linearly (0.017 * 8).
-deadline=$(($(left) - 20))
-timeout $deadline bash -c "$(declare -f train); device=$device; train $long --seed 2 --out runs/seed2-100ep" > "$out/seed2.log" 2>&1 &
-timeout $deadline bash -c "$(declare -f train); device=$device; train $short --seed 1 --out runs/seed1-30ep" > "$out/short.log" 2>&1 &
-timeout $deadline bash -c "$(declare -f train); device=$device; train $long --seed 1 --batch-size 512 --max-lr 0.136 --out runs/bs512-100ep" > "$out/bs512.log" 2>&1 &
-wait
-cat "$out"/seed2.log "$out"/short.log "$out"/bs512.log >> "$out/log.txt"; rm -f "$out"/seed2.log "$out"/short.log "$out"/bs512.log
-tar -cf "$out/runs.tar" runs/*/history.json runs/seed1-100ep/checkpoint.pt
-python3 -m helpers.summary runs/* | tee -a "$out/log.txt"
-echo "wall seconds: $(($(date +%s) - started))" | tee -a "$out/log.txt"
+log="$out/log.txt"
+(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no GPU") | tee "$log"
+python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$log"
+# step NAME RESERVE COMMAND...: run COMMAND until RESERVE seconds of the budget are left for what follows.
+step() { local name=$1 limit=$(($(left) - $2)); shift 2
+  if [ "$limit" -le 0 ]; then echo "== $name: skipped, no time left" | tee -a "$log"; return; fi
+  echo "== $name (at most $limit s)" | tee -a "$log"
+  timeout "$limit" "$@" 2>&1 | tee -a "$log"; }
+step bench 420 python3 -m helpers.bench --device $device $bench --out "$out/bench.json"
+# The headline run alone on the device, so that its timing is clean.
+step recipe 240 python3 -m helpers.train --device $device --no-progress --overwrite $recipe --seed 1 --out runs/seed1-100ep
+step seeds 90 python3 -m helpers.seeds --seeds $seeds --out-dir runs/seeds --device $device $recipe --overwrite
+step tests 10 python3 -m pytest -q -x $tests
+SMOKE=1 step notebooks 5 python3 -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+tar -cf "$out/runs.tar" runs/*/history.json runs/seeds/*/history.json runs/seed1-100ep/checkpoint.pt 2>/dev/null
+python3 -m helpers.summary runs/seed1-100ep runs/seeds/seed*/ 2>&1 | tee -a "$log"
+echo "wall seconds: $(($(date +%s) - started))" | tee -a "$log"
