@@ -242,7 +242,11 @@ class RunFolder:
         except UserError as error:
             raise UserError(f"{error}; {self.holds()}") from None
         self.saved_epoch = len(history["epochs"])
-        save_json(self.history, history)
+        try:
+            save_json(self.history, history)
+        except UserError as error:
+            raise UserError(f"{error}; {self.checkpoint} holds epoch {self.saved_epoch}, and --resume {self.path} "
+                            "rewrites the history from it") from None
 
     def write_history(self, history: dict):
         save_json(self.history, history)

@@ -26,16 +26,19 @@ def class_counts(labels, classes, title):
     return fig
 
 
-def image_grid(images, titles=None, columns=8):
-    """A grid of HWC images (uint8, or floats in [0, 1]), optionally titled."""
+def image_grid(images, titles=None, columns=8, overlays=None):
+    """A grid of HWC images (uint8, or floats in [0, 1]), optionally titled, optionally with an (H, W)
+    map laid over each (for example a class-activation map)."""
     rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.3), squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(images):
             ax.imshow(images[index])
+            if overlays is not None:
+                ax.imshow(overlays[index], cmap="jet", alpha=0.45, vmin=0)
             if titles is not None:
-                ax.set_title(titles[index], fontsize=8)
+                ax.set_title(titles[index], fontsize=7 if overlays is not None else 8)
     fig.tight_layout(pad=0.3)
     return fig
 
@@ -154,16 +157,3 @@ def effective_field_maps(panels: list[dict], columns=2):
     fig.tight_layout()
     return fig
 
-
-def class_activation_maps(images, maps, titles, columns=8):
-    """uint8 HWC images with their (H, W) class-activation maps laid over them."""
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.45), squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < len(images):
-            ax.imshow(images[index])
-            ax.imshow(maps[index], cmap="jet", alpha=0.45, vmin=0)
-            ax.set_title(titles[index], fontsize=7)
-    fig.tight_layout(pad=0.3)
-    return fig

@@ -1,5 +1,6 @@
 import pytest
 
+from helpers import UserError
 from helpers.data import load_cifar10, resolve_data_root
 
 
@@ -7,7 +8,10 @@ from helpers.data import load_cifar10, resolve_data_root
 def data_root():
     """Where the tests read CIFAR-10: $CIFAR10_ROOT, else the project's data/ (downloaded there once)."""
     root = resolve_data_root()
-    load_cifar10(root)
+    try:
+        load_cifar10(root)
+    except UserError as error:  # no data and no download: say so once, not once per test
+        pytest.exit(f"error: {error}", returncode=2)
     return root
 
 

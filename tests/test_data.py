@@ -1,10 +1,10 @@
 import os
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from torchvision.datasets import CIFAR10
 
 from helpers import UserError
 from helpers.data import channel_stats, class_balanced_indices, load_cifar10, resolve_data_root
@@ -53,16 +53,17 @@ def test_data_root_comes_from_argument_then_environment_then_the_project_data_fo
     assert resolve_data_root() == Path(__file__).resolve().parents[1] / "data"
 
 
-def test_missing_data_that_cannot_be_downloaded_says_what_to_do(monkeypatch, tmp_path):
-    def offline(self):
+def test_missing_data_that_cannot_be_downloaded_says_what_to_do_and_leaves_no_folder(monkeypatch, tmp_path):
+    def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(CIFAR10, "download", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)  # what torchvision's download calls
     with pytest.raises(UserError) as error:
-        load_cifar10(tmp_path / "empty")
+        load_cifar10(tmp_path / "missing" / "data")
     message = str(error.value)
     assert "missing and the download failed" in message and "--data-root" in message and "CIFAR10_ROOT" in message
     assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # torchvision made the folders to download into: removed again
 
 
 def test_corrupted_file_fails_the_md5_check(data_root, tmp_path):
