@@ -72,8 +72,8 @@ def demo_transforms(mean) -> dict:
         "Shift/Scale/Rotate": affine,
         "Cut Out": cutout,
         "Gray Scale": gray,
-        "Training pipeline (each p=0.5)": A.Compose(augmentations(mean)),
-        "Vertical Flip (not in training)": A.VerticalFlip(p=1),
+        "Training pipeline\n(each p=0.5)": A.Compose(augmentations(mean)),
+        "Vertical Flip\n(not in training)": A.VerticalFlip(p=1),
     }
 
 

@@ -85,6 +85,7 @@ def setup():
 
     device = resolve_device("auto")
     root = resolve_data_root()
-    where = "Colab" if in_colab else "local"
-    print(f"{where}: helpers from {PROJECT_ROOT}; device {device_name(device)}, precision {auto_precision(device)}; "
-          f"CIFAR-10 in {root} (downloaded there on first use, 163 MB)")
+    data = f"CIFAR-10 in {root}" if (root / "cifar-10-batches-py").is_dir() else \
+        f"CIFAR-10 will be downloaded into {root} on first use (163 MB)"
+    print(f"{'Colab' if in_colab else 'local'}: helpers from {PROJECT_ROOT}; device {device_name(device)}, "
+          f"precision {auto_precision(device)}; {data}")

@@ -30,7 +30,7 @@ def image_grid(images, titles=None, columns=8, overlays=None):
     """A grid of HWC images (uint8, or floats in [0, 1]), optionally titled, optionally with an (H, W)
     map laid over each (for example a class-activation map)."""
     rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.3), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.45), squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(images):
