@@ -65,6 +65,8 @@ def show_errors_in_one_line(shell):
 
 
 def setup():
+    """Prepare a notebook: in Colab install what it lacks; everywhere show errors in one line and say
+    which device, precision and data folder the notebook uses."""
     in_colab = "google.colab" in sys.modules
     if in_colab:
         needed = missing_packages(pinned_versions())

@@ -116,7 +116,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_and_a_killed_run_leaves_no_loc
     assert third.returncode == 0, third.stderr  # the killed run's lock went with it
 
 
-def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(tiny_cifar, tmp_path):
+def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(data_root, tiny_cifar, tmp_path):
     config = TrainConfig(epochs=2, batch_size=32, subset=320, test_subset=200, device="cpu", progress=False, out=str(tmp_path))
 
     def stop_after_epoch_1(record):
@@ -129,16 +129,11 @@ def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(tiny_cifar
     def limit_files_to_64_kib():  # history.json fits, the checkpoint does not
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    result = run("helpers.train", "--resume", str(tmp_path), "--no-progress", data_root=tiny_cifar_root(),
+    result = run("helpers.train", "--resume", str(tmp_path), "--no-progress", data_root=data_root,
                  preexec_fn=limit_files_to_64_kib)
     assert "File too large" in one_line(result) and "still holds epoch 1" in one_line(result)
     assert (tmp_path / "checkpoint.pt").read_bytes() == saved
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
-
-
-def tiny_cifar_root():
-    from helpers.data import resolve_data_root
-    return resolve_data_root()
 
 
 def test_a_foreign_checkpoint_and_a_malformed_history_give_one_line(tmp_path):
