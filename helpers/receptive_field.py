@@ -95,13 +95,11 @@ def empirical_receptive_field(model: nn.Module, input_size=(3, 256, 256)) -> int
     that the region does not touch the border.
     """
     linear = _all_ones_linear_copy(model)
-    image = torch.ones(1, *input_size, dtype=torch.float64, requires_grad=True)
-    output = linear(image)
-    output[0, 0, output.shape[-2] // 2, output.shape[-1] // 2].backward()
-    rows = (image.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
-    if rows.min() == 0 or rows.max() == input_size[-2] - 1:
+    ones = torch.ones(1, *input_size, dtype=torch.float64)
+    rows = np.flatnonzero(effective_receptive_field(linear, ones, str(len(linear) - 1)).sum(axis=1) > 0)
+    if rows[0] == 0 or rows[-1] == input_size[-2] - 1:
         raise ValueError(f"input {input_size} is too small: the receptive field reaches its border")
-    return int(rows.max() - rows.min() + 1)
+    return int(rows[-1] - rows[0] + 1)
 
 
 def _all_ones_linear_copy(model: nn.Module) -> nn.Sequential:
@@ -161,12 +159,11 @@ def mass_radii(heatmap: np.ndarray, centre: tuple[float, float], fractions=(0.5,
     return {fraction: float(distance[order][np.searchsorted(cumulative, fraction)]) for fraction in fractions}
 
 
-def support_outside(heatmap: np.ndarray, field: tuple[float, float], field_x: tuple[float, float] | None = None) -> float:
-    """The gradient mass outside a unit's theoretical field ((first, last) pixel along y, and along x)."""
-    field_x = field if field_x is None else field_x
+def support_outside(heatmap: np.ndarray, field: tuple[float, float]) -> float:
+    """The gradient mass outside a unit's theoretical field: (first, last) pixel along each axis."""
     rows, cols = np.indices(heatmap.shape)
-    inside = ((rows >= math.floor(field[0])) & (rows <= math.ceil(field[1]))
-              & (cols >= math.floor(field_x[0])) & (cols <= math.ceil(field_x[1])))
+    first, last = math.floor(field[0]), math.ceil(field[1])
+    inside = (rows >= first) & (rows <= last) & (cols >= first) & (cols <= last)
     return float(np.abs(heatmap[~inside]).sum())
 
 

@@ -109,7 +109,7 @@ def test_random_chains_effective_field_fills_the_theoretical_box_and_no_more(see
     assert support_outside(heatmap, unit_field(row)) == 0
     # An all-ones linear copy sends gradient to every pixel its field samples: from edge to edge of the box
     # where the box lies inside the image (dilation and strides may skip pixels between, and at a clipped edge).
-    linear = _all_ones_linear_copy(model).double()
+    linear = _all_ones_linear_copy(model)  # float64
     ones = effective_receptive_field(linear, torch.ones(1, 3, size, size, dtype=torch.float64), layer)
     first, last = unit_field(row)
     covered = np.flatnonzero(ones.sum(axis=1) > 0)
