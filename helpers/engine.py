@@ -5,6 +5,7 @@ import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 from itertools import chain
 
 import numpy as np
@@ -20,6 +21,7 @@ from helpers.device import for_device, resolve_device
 from helpers.loaders import make_loaders
 from helpers.model import Net
 from helpers.recipe import NUM_CLASSES
+from helpers.static_step import StaticStep
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # A loss this many times a uniform guess's (ln 10), or the first epoch's if lower, means divergence.
@@ -54,9 +56,11 @@ class Trainer:
     config.precision must be settled ('bf16', 'fp16' or 'fp32'; see device.for_device). fp16 trains
     with a gradient scaler, which skips the steps whose gradients overflow. The model is moved in
     place, so an optimizer or state dict may hold it before or after.
+    static_step: train with `StaticStep` (fixed input buffers, SGD with tensor lr and momentum), the
+    form a CUDA graph captures, instead of torch's `optimizer.step()`; not with fp16's scaler.
     """
 
-    def __init__(self, model, device, config: TrainConfig):
+    def __init__(self, model, device, config: TrainConfig, static_step=False):
         self.device = device
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         model.to(device, memory_format=self.memory_format)
@@ -65,6 +69,10 @@ class Trainer:
         dtype = AUTOCAST_DTYPES.get(config.precision)
         self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
         self.scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+        if static_step and self.scaler is not None:
+            raise ValueError("the static step has no gradient scaler: train fp16 with torch's step")
+        self.static_step = static_step
+        self._static = None
 
     def _batch(self, images, labels):
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
@@ -79,20 +87,10 @@ class Trainer:
         nonfinite = torch.zeros((), dtype=torch.long, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
+        train_step = self._train_step(optimizer)
         bar = tqdm(loader, desc=description, leave=False, disable=not progress)
         for step, (images, labels) in enumerate(bar):
-            images, labels = self._batch(images, labels)
-            with self.autocast:
-                output = self.model(images)
-                loss = F.nll_loss(output, labels)
-            optimizer.zero_grad(set_to_none=True)
-            if self.scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(optimizer)
-                self.scaler.update()
+            loss, output = train_step(*self._batch(images, labels))
             with warnings.catch_warnings():  # stepped per batch, also when the scaler skipped the update
                 warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
                 scheduler.step()
@@ -108,6 +106,29 @@ class Trainer:
         counted = counted.item()
         mean_loss = loss_sum.item() / counted if counted else math.inf
         return mean_loss, correct.item() / seen, nonfinite.item()
+
+    def _train_step(self, optimizer):
+        """What trains one batch, (images, labels) -> (loss, output): torch's step, or the StaticStep,
+        built once per optimizer (after its state is restored)."""
+        if not self.static_step:
+            return partial(self._torch_step, optimizer)
+        if self._static is None or self._static.optimizer is not optimizer:
+            self._static = StaticStep(self.model, optimizer, self.autocast)
+        return self._static
+
+    def _torch_step(self, optimizer, images, labels):
+        with self.autocast:
+            output = self.model(images)
+            loss = F.nll_loss(output, labels)
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        return loss, output
 
     @torch.inference_mode()
     def predict(self, loader):
