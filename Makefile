@@ -16,7 +16,7 @@ SHELL := bash
 PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "is ignored" || true; }
 
-.PHONY: setup test train bench lab colab-links notebooks clean
+.PHONY: setup lint test train bench lab colab-links notebooks clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e . $(QUIET)
 	$(PY) -c "import helpers, torch, albumentations, torchsummary, captum, nbval, jupyterlab"
 	touch $@
+
+# ruff, pinned in requirements.txt: lint, and the format it would write.
+lint: setup
+	$(VENV)/bin/ruff check helpers tests
+	$(VENV)/bin/ruff format --check helpers tests
 
 # Unit tests, then the five notebooks in smoke mode (SMOKE=1: a small subset, one epoch).
 test: setup

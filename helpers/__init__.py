@@ -1,4 +1,5 @@
 """Helpers for the compact CIFAR-10 CNN: data, augmentation, model, training, analysis."""
+
 import os
 
 # albumentations checks PyPI for a newer release on import unless told not to.

@@ -1,4 +1,5 @@
 """A saved model on the test set: predictions, confusion matrix, per-class accuracy, where it looks (Grad-CAM)."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 from helpers.checkpoint import load_checkpoint, restore_model
 from helpers.config import TrainConfig
 from helpers.engine import Trainer
-from helpers.loaders import make_loaders
+from helpers.loaders import DeviceLoader
 from helpers.model import Net
 from helpers.recipe import NUM_CLASSES
 
@@ -24,7 +25,7 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
 def trained_model(checkpoint_file) -> Net:
     """The Net saved in a checkpoint (or run folder), on the CPU in float32, in eval mode."""
     model = Net()
-    restore_model(model, load_checkpoint(checkpoint_file), checkpoint_file)
+    restore_model(model, load_checkpoint(checkpoint_file))
     return model.eval()
 
 
@@ -42,19 +43,30 @@ def grad_cam(model: Net, inputs: torch.Tensor, targets, layer="block4.4") -> np.
     model.eval()
     cam = LayerGradCam(model.logits, dict(model.named_modules())[layer])
     maps = cam.attribute(inputs, target=torch.as_tensor(targets), relu_attributions=True)
-    return LayerAttribution.interpolate(maps, tuple(inputs.shape[-2:]), interpolate_mode="bilinear")[:, 0].detach().numpy()
+    return (
+        LayerAttribution.interpolate(maps, tuple(inputs.shape[-2:]), interpolate_mode="bilinear")[:, 0].detach().numpy()
+    )
 
 
 def predict_test_set(checkpoint_file, data, device="cpu", precision=None) -> np.ndarray:
     """The labels a saved model predicts for data's test images, in the precision it was trained in
     (its config's) unless `precision` ('bf16', 'fp16' or 'fp32') says otherwise."""
     checkpoint = load_checkpoint(checkpoint_file)
-    config = TrainConfig.from_dict({**checkpoint["config"], "device": device, "pipeline": "fast"})
+    config = TrainConfig.from_dict(checkpoint["config"])
     if precision is not None:
         config = replace(config, precision=precision).validate()
     model = Net()
-    restore_model(model, checkpoint, checkpoint_file)
+    restore_model(model, checkpoint)
     device = torch.device(device)
-    _, test_loader = make_loaders(data, config, device)
+    test_loader = DeviceLoader(
+        data.test_images,
+        data.test_labels,
+        data.mean,
+        data.std,
+        config.batch_size,
+        device,
+        train=False,
+        channels_last=config.channels_last,
+    )
     log_probs, _ = Trainer(model, device, config).predict(test_loader)
     return log_probs.argmax(1).numpy()

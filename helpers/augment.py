@@ -1,4 +1,5 @@
 """The published augmentation recipe on albumentations 2.x, and `show_images` to look at transforms."""
+
 import copy
 
 import albumentations as A
@@ -7,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-from helpers.recipe import CUTOUT_SIZE, P, ROTATE, SCALE, SHIFT, mean_fill
+from helpers.recipe import CUTOUT_SIZE, ROTATE, SCALE, SHIFT, P, mean_fill
 
 
 def augmentations(mean) -> list:

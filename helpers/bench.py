@@ -8,23 +8,25 @@ no data pipeline at all, so it bounds what any pipeline can reach on this device
 Each figure is the median of `--repeats` runs, the three measurements taking turns so that a slow
 spell of the machine falls on all of them.
 """
-import argparse
+
 import statistics
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import cycle, islice
 from pathlib import Path
 
 from helpers import UserError
-from helpers.cli import OneLineParser, run_command
-from helpers.config import PRECISIONS, TrainConfig
+from helpers.cli import OneLineParser, add_config_flags, given_settings, run_command
+from helpers.config import PIPELINES, SMOKE, TrainConfig, smoke
 
-PIPELINES = ("albumentations", "fast")
 MODEL_ONLY = "model only"
-# --dry-run: a few steps on a few images, to check in seconds that the benchmark runs (not a measurement).
-DRY_RUN = dict(steps=2, warmup=1, repeats=1, subset=640, test_subset=200)
+# The settings of helpers.train that a benchmark takes.
+SETTINGS = ("batch_size", "precision", "channels_last", "compile", "num_workers", "device", "data_root")
+# --dry-run: the SMOKE preset's data and batch, and these few steps: checks in seconds that the
+# benchmark runs (not a measurement).
+DRY_RUN = dict(steps=2, warmup=1, repeats=1)
 
 
 def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_only=False) -> dict:
@@ -60,8 +62,7 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_on
     return {
         "train_images_per_s": steps * config.batch_size / train_seconds,
         "eval_images_per_s": len(data.test_labels) / eval_seconds,
-        "epoch_seconds_estimate": len(data.train_labels) / (steps * config.batch_size / train_seconds)
-        + eval_seconds,
+        "epoch_seconds_estimate": len(data.train_labels) / (steps * config.batch_size / train_seconds) + eval_seconds,
     }
 
 
@@ -75,72 +76,82 @@ def ratios(numerator: dict, denominator: dict) -> dict:
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default: auto]")
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline [default: 200]")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first [default: 20]")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the median is shown [default: 3]")
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for helpers.train [default: auto]")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
-    parser.add_argument("--num-workers", type=int, default=None, help="albumentations DataLoader workers")
-    parser.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each measurement; the median is shown [default: 3]"
+    )
+    add_config_flags(parser, SETTINGS)
     parser.add_argument("--out", default="bench.json", help="where to write the figures [default: bench.json]")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="check in seconds that it runs: " + ", ".join(f"{k}={v}" for k, v in DRY_RUN.items()))
+    dry_run = {**{k: SMOKE[k] for k in ("subset", "test_subset", "batch_size")}, **DRY_RUN}
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check in seconds that it runs: " + ", ".join(f"{k}={v}" for k, v in dry_run.items()),
+    )
     return parser
 
 
 def bench(argv) -> int:
     args = build_parser().parse_args(argv)
-    subsets = {}
+    config = TrainConfig(**given_settings(args))
     if args.dry_run:
-        subsets = {"subset": DRY_RUN["subset"], "test_subset": DRY_RUN["test_subset"]}
+        config = smoke(config)
         args.steps, args.warmup, args.repeats = DRY_RUN["steps"], DRY_RUN["warmup"], DRY_RUN["repeats"]
     if min(args.steps, args.warmup, args.repeats) < 1:
         raise UserError("--steps, --warmup and --repeats must be at least 1")
-    config = TrainConfig(batch_size=args.batch_size, precision=args.precision, channels_last=args.channels_last,
-                         compile=args.compile, num_workers=args.num_workers, device=args.device, **subsets).validate()
-    from helpers.checkpoint import check_writable_folder, save_json
-    from helpers.data import load_cifar10
-    from helpers.device import device_name, for_device, resolve_device
+    config.validate()
+    from helpers.device import device_name, settle
+    from helpers.files import check_writable_folder, save_json
 
     out = Path(args.out)
     check_writable_folder(out.parent, "the folder of --out")  # before the benchmark, not after
-    device = resolve_device(args.device)
-    config = for_device(replace(config, device=str(device)), device)
-    data = load_cifar10(args.data_root, **subsets)
+    config, device = settle(config)
+    from helpers.data import load_cifar10
+
+    data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
     runs = {name: [] for name in (*PIPELINES, MODEL_ONLY)}
     for _ in range(args.repeats):
         for pipeline in PIPELINES:
             runs[pipeline].append(measure(replace(config, pipeline=pipeline), data, device, args.steps, args.warmup))
-        runs[MODEL_ONLY].append(measure(replace(config, pipeline="fast"), data, device, args.steps, args.warmup,
-                                        model_only=True))
+        runs[MODEL_ONLY].append(
+            measure(replace(config, pipeline="fast"), data, device, args.steps, args.warmup, model_only=True)
+        )
     results = {name: medians(figures) for name, figures in runs.items()}
 
     import torch
+
     report = {
         "device": device_name(device),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m helpers.bench", *(argv if argv is not None else sys.argv[1:])]),
         "torch": str(torch.__version__),
         "precision": config.precision,
         "dry_run": args.dry_run,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_root")},
+        "settings": {
+            **{k: v for k, v in vars(args).items() if k not in (*SETTINGS, "out")},
+            **{k: getattr(config, k) for k in SETTINGS if k != "data_root"},
+        },
         "pipelines": results,
         "runs": runs,
         "fast_over_albumentations": ratios(results["fast"], results["albumentations"]),
         "model_only_over_albumentations": ratios(results[MODEL_ONLY], results["albumentations"]),
     }
-    print(f"device: {report['device']}, batch {args.batch_size}, {config.precision}, "
-          f"channels_last={args.channels_last}, compile={args.compile}, {args.steps} timed steps, "
-          f"median of {args.repeats} runs" + (" (dry run: not a measurement)" if args.dry_run else ""))
+    print(
+        f"device: {report['device']}, batch {config.batch_size}, {config.precision}, "
+        f"channels_last={config.channels_last}, compile={config.compile}, {args.steps} timed steps, "
+        f"median of {args.repeats} runs" + (" (dry run: not a measurement)" if args.dry_run else "")
+    )
     print(f"{'pipeline':<16}{'train img/s':>13}{'eval img/s':>13}{'epoch s (est.)':>16}")
     for name, figures in results.items():
-        print(f"{name:<16}{figures['train_images_per_s']:>13,.0f}{figures['eval_images_per_s']:>13,.0f}"
-              f"{figures['epoch_seconds_estimate']:>16,.1f}")
-    for label, key in (("fast / albu.", "fast_over_albumentations"),
-                       ("model only / albu.", "model_only_over_albumentations")):
+        print(
+            f"{name:<16}{figures['train_images_per_s']:>13,.0f}{figures['eval_images_per_s']:>13,.0f}"
+            f"{figures['epoch_seconds_estimate']:>16,.1f}"
+        )
+    for label, key in (
+        ("fast / albu.", "fast_over_albumentations"),
+        ("model only / albu.", "model_only_over_albumentations"),
+    ):
         ratio = report[key]
         print(f"{label:<19}{ratio['train_images_per_s']:>9.2f}x{ratio['eval_images_per_s']:>12.2f}x")
     print("(model only: no data pipeline, the most any pipeline can reach on this device)")

@@ -3,6 +3,7 @@
 Commands import torch and the heavy modules inside `main`, not at the top, so that `--help` answers
 at once and a Ctrl-C during those imports is reported like any other.
 """
+
 import argparse
 import signal
 import sys
@@ -27,3 +28,36 @@ def run_command(main, argv=None) -> int:
     except KeyboardInterrupt as interrupt:
         print(f"\n{interrupt.args[0] if interrupt.args else 'interrupted: nothing was saved'}", file=sys.stderr)
         return 130
+
+
+def add_config_flags(parser: argparse.ArgumentParser, names=None):
+    """One flag per TrainConfig setting (all, or those in `names`), with the setting's help and default.
+
+    A flag left out of the command line leaves no attribute, so that only the flags given override
+    (a resumed run's settings, say): collect them with `given_settings`.
+    """
+    from dataclasses import fields
+    from typing import get_args
+
+    from helpers.config import TrainConfig, flag
+
+    for spec in fields(TrainConfig):
+        if names is not None and spec.name not in names:
+            continue
+        help_text = f"{spec.metadata['help']} [default: {spec.default}]"
+        if spec.type is bool:
+            parser.add_argument(
+                flag(spec.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            kinds = [kind for kind in get_args(spec.type) or [spec.type] if kind is not type(None)]
+            parser.add_argument(flag(spec.name), type=kinds[0], default=argparse.SUPPRESS, help=help_text)
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig settings given as flags (see add_config_flags)."""
+    from dataclasses import fields
+
+    from helpers.config import TrainConfig
+
+    return {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if hasattr(args, spec.name)}

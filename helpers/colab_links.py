@@ -5,6 +5,7 @@ The public address of the repository lives in pyproject.toml, [project.urls] Rep
 from it; tests/test_notebooks.py fails when a notebook disagrees. Until the address is known (the
 placeholder github.com/OWNER/REPO), the badge and the cell say so, and how to set it.
 """
+
 import json
 import sys
 import tomllib
@@ -27,13 +28,17 @@ def repository_url(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str | N
 
 def badge(url: str | None, notebook: str) -> str:
     if url is None:
-        return ("**Open in Colab:** this copy of the project does not know its public address yet: set `Repository` "
-                "under `[project.urls]` in `pyproject.toml`, then run `make colab-links`.")
+        return (
+            "**Open in Colab:** this copy of the project does not know its public address yet: set `Repository` "
+            "under `[project.urls]` in `pyproject.toml`, then run `make colab-links`."
+        )
     if not url.startswith("https://github.com/"):
         return f"**Open in Colab:** Colab opens notebooks from GitHub; {url} is not on GitHub."
     path = url.removeprefix("https://github.com/")
-    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook})")
+    return (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook})"
+    )
 
 
 def setup_cell(url: str | None) -> str:
@@ -58,8 +63,14 @@ def first_cells(url: str | None, notebook: str) -> list[dict]:
     """The badge (markdown) and set-up (code) cells that open every notebook."""
     return [
         {"cell_type": "markdown", "id": "colab-badge", "metadata": {}, "source": lines(badge(url, notebook))},
-        {"cell_type": "code", "execution_count": None, "id": "setup", "metadata": {}, "outputs": [],
-         "source": lines(setup_cell(url))},
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "setup",
+            "metadata": {},
+            "outputs": [],
+            "source": lines(setup_cell(url)),
+        },
     ]
 
 
@@ -76,8 +87,9 @@ def notebook_agrees(notebook: dict, url: str | None, name: str) -> bool:
     """Whether cells 2 and 3 (after the title) are the badge and set-up cell for `url`."""
     expected = first_cells(url, name)
     actual = notebook["cells"][1:3]
-    return len(actual) == 2 and all(cell_text(a) == cell_text(e) and a["cell_type"] == e["cell_type"]
-                                    for a, e in zip(actual, expected))
+    return len(actual) == 2 and all(
+        cell_text(a) == cell_text(e) and a["cell_type"] == e["cell_type"] for a, e in zip(actual, expected, strict=True)
+    )
 
 
 def rewrite(path: Path, url: str | None) -> bool:
@@ -90,12 +102,12 @@ def rewrite(path: Path, url: str | None) -> bool:
     has_old = len(cells) > 2 and "Colab" in cell_text(cells[1]) and "google.colab" in cell_text(cells[2])
     if has_old:
         code_cell["outputs"] = cells[2].get("outputs", [])
-    notebook["cells"] = [cells[0], badge_cell, code_cell, *cells[3 if has_old else 1:]]
+    notebook["cells"] = [cells[0], badge_cell, code_cell, *cells[3 if has_old else 1 :]]
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return True
 
 
-def main(argv=None) -> int:
+def write_links(argv) -> int:
     parser = OneLineParser(prog="python -m helpers.colab_links", description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     url = repository_url()
@@ -105,5 +117,9 @@ def main(argv=None) -> int:
     return 0
 
 
+def main(argv=None) -> int:
+    return run_command(write_links, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(main())

@@ -1,4 +1,5 @@
 """CIFAR-10 held in memory as uint8 arrays, read from a local root or downloaded by torchvision."""
+
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,7 +54,7 @@ def class_balanced_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.n
         raise UserError(f"subset must be between {len(classes)} and {len(labels)} images, got {size}")
     rng = np.random.default_rng(seed)
     per_class = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, per_class)]
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, per_class, strict=True)]
     return np.sort(np.concatenate(chosen))
 
 
@@ -118,7 +119,10 @@ def load_cifar10(root=None, subset=None, test_subset=None, download=True) -> CIF
     """
     data = _load(resolve_data_root(root).expanduser().resolve(), download)
     train_images, train_labels, test_images, test_labels = (
-        data.train_images, data.train_labels, data.test_images, data.test_labels
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
     )
     if subset is not None:
         keep = class_balanced_indices(train_labels, subset)

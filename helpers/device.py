@@ -1,4 +1,5 @@
 """Which device a run uses, its name for the record, and the settings that follow from it."""
+
 import os
 import platform
 from dataclasses import replace
@@ -47,10 +48,22 @@ def auto_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def for_device(config: TrainConfig, device: torch.device) -> TrainConfig:
-    """`config` with its 'auto' pipeline and precision settled for `device`."""
+def settle(config: TrainConfig) -> tuple[TrainConfig, torch.device]:
+    """The one place a run's settings are checked and fixed for the hardware: `config` validated, with
+    its 'auto' pipeline and precision settled for its device, and that device."""
+    config.validate()
+    device = resolve_device(config.device)
     pipeline = config.pipeline
     if pipeline == "auto":  # on a GPU, per-image CPU augmentation would keep it waiting
         pipeline = "fast" if device.type == "cuda" else "albumentations"
     precision = auto_precision(device) if config.precision == "auto" else config.precision
-    return replace(config, pipeline=pipeline, precision=precision)
+    return replace(config, pipeline=pipeline, precision=precision), device
+
+
+def describe(config: TrainConfig, device: torch.device) -> str:
+    """What a settled run will do, in one line."""
+    images = f"{config.subset:,}" if config.subset else "50,000"
+    return (
+        f"training on {device_name(device)}: {config.epochs} epoch(s) of {images} images, "
+        f"{config.pipeline} pipeline, {config.precision}"
+    )

@@ -1,10 +1,10 @@
 """The training loop: seeding, the optimizer and its schedule, the Trainer, and `fit`."""
+
 import math
 import random
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import asdict
 from functools import partial
 from itertools import chain
 
@@ -14,13 +14,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from helpers import UserError
-from helpers.checkpoint import RunFolder, check_resumable, checkpoint_path, load_checkpoint, load_history, restore, session
+from helpers.checkpoint import Checkpoint, restore_training
 from helpers.config import TrainConfig
 from helpers.data import load_cifar10
-from helpers.device import for_device, resolve_device
+from helpers.device import device_name
 from helpers.loaders import make_loaders
 from helpers.model import Net
 from helpers.recipe import NUM_CLASSES
+from helpers.run_folder import RunFolder, check_resumable
 from helpers.static_step import StaticStep
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -53,7 +54,7 @@ def make_optimizer(model, config: TrainConfig, total_steps: int):
 class Trainer:
     """Runs a model on `device` in the configured memory format, precision and compilation.
 
-    config.precision must be settled ('bf16', 'fp16' or 'fp32'; see device.for_device). fp16 trains
+    config.precision must be settled ('bf16', 'fp16' or 'fp32'; see device.settle). fp16 trains
     with a gradient scaler, which skips the steps whose gradients overflow. The model is moved in
     place, so an optimizer or state dict may hold it before or after.
     static_step: train with `StaticStep` (fixed input buffers, SGD with tensor lr and momentum), the
@@ -61,6 +62,8 @@ class Trainer:
     """
 
     def __init__(self, model, device, config: TrainConfig, static_step=False):
+        if config.precision not in ("fp32", *AUTOCAST_DTYPES):
+            raise ValueError(f"precision {config.precision!r} is not settled: pass the config through device.settle")
         self.device = device
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         model.to(device, memory_format=self.memory_format)
@@ -148,7 +151,11 @@ class Trainer:
         return F.nll_loss(output, labels).item(), (output.argmax(1) == labels).float().mean().item()
 
     def training_state(self, optimizer, scheduler) -> dict:
-        state = {"model": self.net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        state = {
+            "model": self.net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        }
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -169,56 +176,56 @@ def divergence(model, record: dict, first_loss: float, fp16: bool) -> str | None
     return None
 
 
-def fit(config: TrainConfig, data=None, resume=None, overwrite=False, on_epoch_end=None) -> dict:
-    """Train with `config`, saving checkpoint.pt and history.json in config.out after every epoch.
+def fit(
+    config: TrainConfig,
+    device: torch.device,
+    data=None,
+    resume: Checkpoint | None = None,
+    overwrite=False,
+    on_epoch_end=None,
+) -> dict:
+    """Train with `config` on `device` (both from device.settle), saving checkpoint.pt and history.json
+    in config.out after every epoch.
 
-    resume: a checkpoint (or its run folder) to continue from; its experiment settings must match.
+    resume: a checkpoint (checkpoint.load_checkpoint) to continue from; its experiment settings must match.
     on_epoch_end: called with each epoch's record after it is saved.
     Returns the run's history, as saved in history.json: {"meta", "config", "epochs"}.
     """
-    config.validate()
-    device = resolve_device(config.device)
-    config = for_device(config, device)
-    checkpoint = load_checkpoint(resume) if resume is not None else None
-    if checkpoint is not None:
-        check_resumable(checkpoint, config)
+    if "auto" in (config.pipeline, config.precision):
+        raise ValueError("the config is not settled: pass it through device.settle")
+    if resume is not None:
+        check_resumable(resume, config)
     with RunFolder(config.out).open(resume, overwrite) as run:
         # Data and loaders.
         if data is None:
             data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
         train_loader, test_loader = make_loaders(data, config, device)
-        # Model, optimizer and schedule.
+        # Model, optimizer and schedule, fresh or restored.
         seed_everything(config.seed)
         model = Net()
         trainer = Trainer(model, device, config)
         optimizer, scheduler = make_optimizer(model, config, config.epochs * len(train_loader))
-        this_session = session(device)
-        history = {
-            "meta": {**this_session, "train_images": len(data.train_labels), "test_images": len(data.test_labels)},
-            "config": asdict(config),
-            "epochs": [],
-        }
-        # Resume: the checkpoint holds the whole history; history.json is rewritten from it, which
-        # also repairs one left an epoch short by a crash between the two writes.
-        if checkpoint is not None:
-            restore(checkpoint, checkpoint_path(resume), model, optimizer, scheduler, trainer.scaler)
-            history["epochs"] = checkpoint["history"]
-            history["meta"] = checkpoint.get("meta") or saved_meta(resume) or history["meta"]
-            resumed = {"at_epoch": checkpoint["epoch"] + 1, **this_session}
-            history["meta"]["resumed"] = [*history["meta"].get("resumed", []), resumed]
-            run.write_history(history)
+        if resume is not None:
+            restore_training(resume, model, optimizer, scheduler, trainer.scaler)
+        history = run.begin(config, device_name(device), len(data.train_labels), len(data.test_labels), resume)
 
         # The epoch loop.
         first_epoch = len(history["epochs"]) + 1
-        epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
-                      total=config.epochs, disable=not config.progress)
+        epochs = tqdm(
+            range(first_epoch, config.epochs + 1),
+            desc="epochs",
+            initial=first_epoch - 1,
+            total=config.epochs,
+            disable=not config.progress,
+        )
         for epoch in epochs:
             seed = epoch_seed(config.seed, epoch)
             seed_everything(seed)
             train_loader.set_seed(seed)
             started = time.perf_counter()
             train_loss, train_acc, nonfinite = trainer.train_epoch(
-                train_loader, optimizer, scheduler, config.progress, f"epoch {epoch}")
+                train_loader, optimizer, scheduler, config.progress, f"epoch {epoch}"
+            )
             test_loss, test_acc = trainer.evaluate(test_loader)
             record = {
                 "epoch": epoch,
@@ -235,18 +242,8 @@ def fit(config: TrainConfig, data=None, resume=None, overwrite=False, on_epoch_e
             problem = divergence(model, record, first_loss, fp16=trainer.scaler is not None)
             if problem:
                 raise TrainingDiverged(f"training diverged in epoch {epoch}: {problem}; lower --max-lr; {run.holds()}")
-            history["epochs"].append(record)
-            history["meta"]["seconds_total"] = sum(r["seconds"] for r in history["epochs"])
-            run.commit(trainer.training_state(optimizer, scheduler), history)
+            run.append(record, trainer.training_state(optimizer, scheduler))
             epochs.set_postfix(test_acc=f"{test_acc:.2%}")
             if on_epoch_end is not None:
                 on_epoch_end(record)
     return history
-
-
-def saved_meta(resume) -> dict | None:
-    """The provenance in the history.json beside a checkpoint saved before checkpoints held it."""
-    try:
-        return load_history(checkpoint_path(resume).parent)["meta"]
-    except UserError:
-        return None

@@ -3,12 +3,13 @@
 They draw from the same distributions as `helpers.augment` (tests/test_fast_augment.py checks that
 they agree), but a whole batch at a time on the training device instead of image by image in Python.
 """
+
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from helpers.recipe import CUTOUT_SIZE, P, ROTATE, SCALE, SHIFT
+from helpers.recipe import CUTOUT_SIZE, ROTATE, SCALE, SHIFT, P
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as cv2's RGB2GRAY and A.ToGray
 

@@ -5,14 +5,13 @@
   with `helpers.fast_augment`, drawing from the same distributions.
 Both yield (normalised images, labels) batches and are reseeded by `set_seed` before every epoch.
 """
+
 import math
 import os
 
-import albumentations as A
 import numpy as np
 import torch
 
-from helpers.augment import test_transform, train_transform
 from helpers.fast_augment import apply_augmentations, sample_params
 from helpers.recipe import mean_fill
 
@@ -24,7 +23,7 @@ CHUNK_IMAGES = {"cuda": 8192, "cpu": 1024}
 class AugmentedDataset(torch.utils.data.Dataset):
     """uint8 HWC images and labels, passed through an albumentations transform per item."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
         self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self):
@@ -106,23 +105,32 @@ class DeviceLoader:
 
 
 def make_loaders(data, config, device: torch.device):
-    """(train, test) loaders for config.pipeline, 'fast' or 'albumentations' (settled by device.for_device);
+    """(train, test) loaders for config.pipeline, 'fast' or 'albumentations' (settled by device.settle);
     the test images are only normalised."""
     if config.pipeline not in ("fast", "albumentations"):
-        raise ValueError(f"pipeline {config.pipeline!r} is not settled: pass the config through device.for_device")
+        raise ValueError(f"pipeline {config.pipeline!r} is not settled: pass the config through device.settle")
     if config.pipeline == "fast":
-        common = dict(mean=data.mean, std=data.std, batch_size=config.batch_size, device=device,
-                      channels_last=config.channels_last)
+        common = dict(
+            mean=data.mean,
+            std=data.std,
+            batch_size=config.batch_size,
+            device=device,
+            channels_last=config.channels_last,
+        )
         return (
             DeviceLoader(data.train_images, data.train_labels, train=True, **common),
             DeviceLoader(data.test_images, data.test_labels, train=False, **common),
         )
+    from helpers.augment import test_transform, train_transform  # albumentations: seconds to import, only here
+
     workers = config.num_workers
     if workers is None:
         workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     common = dict(batch_size=config.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
-    train = AlbumentationsLoader(data.train_images, data.train_labels,
-                                 train_transform(data.mean, data.std), shuffle=True, **common)
-    test = AlbumentationsLoader(data.test_images, data.test_labels,
-                                test_transform(data.mean, data.std), shuffle=False, **common)
+    train = AlbumentationsLoader(
+        data.train_images, data.train_labels, train_transform(data.mean, data.std), shuffle=True, **common
+    )
+    test = AlbumentationsLoader(
+        data.test_images, data.test_labels, test_transform(data.mean, data.std), shuffle=False, **common
+    )
     return train, test

@@ -5,6 +5,7 @@ Colab's own torch. Everywhere it makes a UserError, or an interrupted run, show 
 commands print, and says which device, precision and data folder the notebook will use.
 Only the standard library is imported at the top: in Colab this runs before anything is installed.
 """
+
 import importlib
 import importlib.metadata
 import subprocess
@@ -76,18 +77,25 @@ def setup():
             importlib.invalidate_caches()
     try:
         from IPython import get_ipython
+
         shell = get_ipython()
     except ImportError:
         shell = None
     if shell is not None:
         show_errors_in_one_line(shell)
 
+    from helpers.config import TrainConfig
     from helpers.data import resolve_data_root
-    from helpers.device import auto_precision, device_name, resolve_device
+    from helpers.device import device_name, settle
 
-    device = resolve_device("auto")
+    config, device = settle(TrainConfig())
     root = resolve_data_root()
-    data = f"CIFAR-10 in {root}" if (root / "cifar-10-batches-py").is_dir() else \
-        f"CIFAR-10 will be downloaded into {root} on first use (163 MB)"
-    print(f"{'Colab' if in_colab else 'local'}: helpers from {PROJECT_ROOT}; device {device_name(device)}, "
-          f"precision {auto_precision(device)}; {data}")
+    data = (
+        f"CIFAR-10 in {root}"
+        if (root / "cifar-10-batches-py").is_dir()
+        else f"CIFAR-10 will be downloaded into {root} on first use (163 MB)"
+    )
+    print(
+        f"{'Colab' if in_colab else 'local'}: helpers from {PROJECT_ROOT}; device {device_name(device)}, "
+        f"precision {config.precision}; {data}"
+    )

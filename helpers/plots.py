@@ -1,19 +1,27 @@
 """Figures for the notebooks and the README; each function returns a matplotlib Figure."""
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from helpers import recipe
 
 
-def class_grid(images, labels, classes, per_class=8):
-    """The first `per_class` images of each class, one row per class."""
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95))
-    for row, name in enumerate(classes):
+def class_grid(images, labels, classes, per_class=8, gap=2):
+    """The first `per_class` images of each class, one row per class, drawn as one picture (one
+    axes, not one per image: a tenth of the drawing time)."""
+    size = images.shape[1]
+    step = size + gap
+    sheet = np.full((len(classes) * step - gap, per_class * step - gap, 3), 255, dtype=np.uint8)
+    for row in range(len(classes)):
         for col, index in enumerate(np.flatnonzero(labels == row)[:per_class]):
-            axes[row, col].imshow(images[index])
-        for ax in axes[row]:
-            ax.set_xticks([]), ax.set_yticks([])
-        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+            sheet[row * step : row * step + size, col * step : col * step + size] = images[index]
+    fig, ax = plt.subplots(figsize=(per_class * 0.9, len(classes) * 0.95))
+    ax.imshow(sheet, interpolation="nearest")  # sharp pixels; also a third of the PNG size
+    ax.set_xticks([])
+    ax.set_yticks([row * step + size / 2 for row in range(len(classes))], classes, fontsize=9)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -59,8 +67,9 @@ def training_curves(history: dict, title=""):
     loss.set_xlabel("epoch"), loss.set_ylabel("NLL loss"), loss.legend(), loss.set_title("loss")
     accuracy.plot(x, [100 * r["train_acc"] for r in epochs], label="train (augmented)")
     accuracy.plot(x, [100 * r["test_acc"] for r in epochs], label="test")
-    accuracy.axhline(100 * recipe.ACCURACY, color="grey", linestyle="--", linewidth=1,
-                     label=f"published {recipe.ACCURACY:.1%}")
+    accuracy.axhline(
+        100 * recipe.ACCURACY, color="grey", linestyle="--", linewidth=1, label=f"published {recipe.ACCURACY:.1%}"
+    )
     accuracy.set_xlabel("epoch"), accuracy.set_ylabel("accuracy (%)"), accuracy.legend(), accuracy.set_title("accuracy")
     fig.suptitle(title)
     fig.tight_layout()
@@ -74,8 +83,15 @@ def confusion_matrix_plot(matrix, classes):
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted"), ax.set_ylabel("true")
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, count, ha="center", va="center", fontsize=7,
-                color="white" if count > matrix.max() / 2 else "black")
+        ax.text(
+            col,
+            row,
+            count,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if count > matrix.max() / 2 else "black",
+        )
     fig.colorbar(shown)
     fig.tight_layout()
     return fig
@@ -112,14 +128,28 @@ def receptive_field_boxes(image, boxes: dict, scale=8):
 
     size = image.shape[0]
     fig, axes = plt.subplots(1, len(boxes), figsize=(3.6 * len(boxes), 3.8), squeeze=False)
-    for ax, (title, (first, last)) in zip(axes[0], boxes.items()):
+    for ax, (title, (first, last)) in zip(axes[0], boxes.items(), strict=True):
         margin = max(0.0, -first, last - (size - 1)) + 1
         ax.set_facecolor("0.85")  # around the image: the padding
-        ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=(-0.5, size - 0.5, size - 0.5, -0.5))
-        ax.add_patch(Rectangle((first - 0.5, first - 0.5), last - first + 1, last - first + 1, fill=False,
-                               edgecolor="red", hatch="//", linewidth=1, alpha=0.5))
+        ax.imshow(
+            np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=(-0.5, size - 0.5, size - 0.5, -0.5)
+        )
+        ax.add_patch(
+            Rectangle(
+                (first - 0.5, first - 0.5),
+                last - first + 1,
+                last - first + 1,
+                fill=False,
+                edgecolor="red",
+                hatch="//",
+                linewidth=1,
+                alpha=0.5,
+            )
+        )
         low, high = max(first, 0), min(last, size - 1)
-        ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False, edgecolor="red", linewidth=2))
+        ax.add_patch(
+            Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False, edgecolor="red", linewidth=2)
+        )
         ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
         ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
@@ -137,23 +167,40 @@ def effective_field_maps(panels: list[dict], columns=2):
 
     rows = int(np.ceil(len(panels) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4.3 * rows), squeeze=False)
-    for ax, panel in zip(axes.flat, panels):
+    for ax, panel in zip(axes.flat, panels, strict=False):
         heatmap, (first, last), (y, x) = panel["heatmap"], panel["field"], panel["centre"]
         height, width = heatmap.shape
         low, high = min(first, 0) - 1.5, max(last, width - 1) + 1.5
         ax.set_facecolor("0.8")  # around the image: the padding
         shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
-        ax.add_patch(Rectangle((first - 0.5, first - 0.5), last - first + 1, last - first + 1, fill=False,
-                               edgecolor="tab:cyan", linewidth=2, label=f"theoretical field: {last - first + 1:.0f} px"))
+        ax.add_patch(
+            Rectangle(
+                (first - 0.5, first - 0.5),
+                last - first + 1,
+                last - first + 1,
+                fill=False,
+                edgecolor="tab:cyan",
+                linewidth=2,
+                label=f"theoretical field: {last - first + 1:.0f} px",
+            )
+        )
         for fraction, style in ((0.5, "-"), (0.95, "--")):
             radius = panel["radii"][fraction]
-            ax.add_patch(Circle((x, y), radius, fill=False, edgecolor="white", linestyle=style, linewidth=1.5,
-                                label=f"{fraction:.0%} of the gradient: r = {radius:.1f} px"))
+            ax.add_patch(
+                Circle(
+                    (x, y),
+                    radius,
+                    fill=False,
+                    edgecolor="white",
+                    linestyle=style,
+                    linewidth=1.5,
+                    label=f"{fraction:.0%} of the gradient: r = {radius:.1f} px",
+                )
+            )
         ax.set_xlim(low, high), ax.set_ylim(high, low)
         ax.set_title(panel["title"], fontsize=10), ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
         fig.colorbar(shown, ax=ax, fraction=0.046, label="mean |gradient| (max = 1)")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig
-

@@ -7,6 +7,7 @@ For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1)
     start_out = start_in + ((k_eff - 1) / 2 - p) * j_in   (centre of the first unit's field, in pixels)
 The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input gradient actually lies.
 """
+
 import math
 
 import numpy as np
@@ -14,8 +15,21 @@ import torch
 from torch import nn
 
 GEOMETRY_LAYERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
-FIELDS = ("layer", "n_in", "n_out", "ch_in", "ch_out", "padding", "kernel", "stride", "dilation",
-          "j_in", "j_out", "r_in", "r_out")
+FIELDS = (
+    "layer",
+    "n_in",
+    "n_out",
+    "ch_in",
+    "ch_out",
+    "padding",
+    "kernel",
+    "stride",
+    "dilation",
+    "j_in",
+    "j_out",
+    "r_in",
+    "r_out",
+)
 
 
 def _first(value):
@@ -54,10 +68,23 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
         n_in, n_out = in_shape[-2], out_shape[-2]
         kernel, stride, padding, dilation = _geometry(module, n_in, n_out)
         effective = dilation * (kernel - 1) + 1
-        row = dict(layer=f"{name} ({type(module).__name__})", n_in=n_in, n_out=n_out, ch_in=in_shape[1],
-                   ch_out=out_shape[1], padding=padding, kernel=kernel, stride=stride, dilation=dilation,
-                   j_in=jump, j_out=jump * stride, r_in=field, r_out=field + (effective - 1) * jump,
-                   start=start + ((effective - 1) / 2 - padding) * jump, module=name)
+        row = dict(
+            layer=f"{name} ({type(module).__name__})",
+            n_in=n_in,
+            n_out=n_out,
+            ch_in=in_shape[1],
+            ch_out=out_shape[1],
+            padding=padding,
+            kernel=kernel,
+            stride=stride,
+            dilation=dilation,
+            j_in=jump,
+            j_out=jump * stride,
+            r_in=field,
+            r_out=field + (effective - 1) * jump,
+            start=start + ((effective - 1) / 2 - padding) * jump,
+            module=name,
+        )
         rows.append(row)
         jump, field, start = row["j_out"], row["r_out"], row["start"]
     return rows
@@ -106,8 +133,17 @@ def _all_ones_linear_copy(model: nn.Module) -> nn.Sequential:
     layers = []
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
-            conv = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride,
-                             module.padding, module.dilation, module.groups, bias=False, dtype=torch.float64)
+            conv = nn.Conv2d(
+                module.in_channels,
+                module.out_channels,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                module.groups,
+                bias=False,
+                dtype=torch.float64,
+            )
             nn.init.ones_(conv.weight)
             layers.append(conv)
         elif isinstance(module, nn.MaxPool2d):
@@ -117,7 +153,9 @@ def _all_ones_linear_copy(model: nn.Module) -> nn.Sequential:
     return nn.Sequential(*layers).requires_grad_(False)
 
 
-def effective_receptive_field(model: nn.Module, images: torch.Tensor, layer: str, channels=None, batch_size=64) -> np.ndarray:
+def effective_receptive_field(
+    model: nn.Module, images: torch.Tensor, layer: str, channels=None, batch_size=64
+) -> np.ndarray:
     """Mean absolute input gradient of the centre unit of `layer`, over `images`: an (H, W) map.
 
     channels: one channel of the layer per image (for example the true class at the last conv);

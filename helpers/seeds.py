@@ -5,13 +5,14 @@ all at the same time, each training to its own run folder (OUT_DIR/seedN) with h
 flags given. Then one table: each seed's best and last test accuracy and its first epoch at 85.9%,
 their mean and standard deviation, and how many seeds reached 85.9%.
 """
+
+import os
 import signal
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import UserError, recipe
+from helpers import UserError
 from helpers.cli import OneLineParser, run_command
 from helpers.config import MAX_SEED
 
@@ -30,21 +31,13 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def seeds_summary(summaries: list[dict]) -> dict:
-    """Mean and standard deviation of best and last accuracy over runs (summary.run_summary of each), and
-    the fraction of runs that reached the published accuracy."""
-    def spread(key):
-        values = [s[key] for s in summaries]
-        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-    reached = [s["first_epoch_published"] for s in summaries if s["first_epoch_published"] is not None]
-    return {"best": spread("best_acc"), "last": spread("last_acc"), "reached": len(reached) / len(summaries),
-            "first_epoch_published": statistics.mean(reached) if reached else None}
-
-
 def run_seeds(argv) -> int:
-    parser = OneLineParser(prog="python -m helpers.seeds", description=__doc__.splitlines()[0], allow_abbrev=False,
-                           epilog="Other flags go to every helpers.train run (see python -m helpers.train --help).")
+    parser = OneLineParser(
+        prog="python -m helpers.seeds",
+        description=__doc__.splitlines()[0],
+        allow_abbrev=False,
+        epilog="Other flags go to every helpers.train run (see python -m helpers.train --help).",
+    )
     parser.add_argument("--seeds", default="1-8", help="seeds to train, e.g. 1-8 or 1,3,5 [default: 1-8]")
     parser.add_argument("--out-dir", default="runs/seeds", help="one run folder per seed in here [default: runs/seeds]")
     args, train_flags = parser.parse_known_args(argv)
@@ -52,16 +45,28 @@ def run_seeds(argv) -> int:
         raise UserError("--seed, --out and --resume are set per seed by helpers.seeds: leave them out")
     seeds = parse_seeds(args.seeds)
     from helpers.checkpoint import load_history
-    from helpers.summary import run_summary, summary_table
+    from helpers.summary import report
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The runs share the cores: each torch takes its share, not all of them, which would slow every
+    # run several times over on a CPU.
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // len(seeds))), **os.environ}
     runs = {}
     for seed in seeds:
         log = open(out_dir / f"seed{seed}.log", "w")
-        command = [sys.executable, "-m", "helpers.train", *train_flags, "--no-progress",
-                   "--seed", str(seed), "--out", str(out_dir / f"seed{seed}")]
-        runs[seed] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        command = [
+            sys.executable,
+            "-m",
+            "helpers.train",
+            *train_flags,
+            "--no-progress",
+            "--seed",
+            str(seed),
+            "--out",
+            str(out_dir / f"seed{seed}"),
+        ]
+        runs[seed] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     print(f"training seeds {args.seeds} at once; logs in {out_dir}/seedN.log", flush=True)
     try:
         statuses = {seed: run.wait() for seed, run in runs.items()}
@@ -71,21 +76,23 @@ def run_seeds(argv) -> int:
                 run.send_signal(signal.SIGINT)
         for run in runs.values():
             run.wait()
-        raise KeyboardInterrupt(f"interrupted: each run folder in {out_dir} keeps its last finished epoch; "
-                                f"continue one with python -m helpers.train --resume {out_dir}/seedN") from None
+        raise KeyboardInterrupt(
+            f"interrupted: each run folder in {out_dir} keeps its last finished epoch; "
+            f"continue one with python -m helpers.train --resume {out_dir}/seedN"
+        ) from None
     failed = {seed: status for seed, status in statuses.items() if status != 0}
     histories = {f"seed{seed}": load_history(out_dir / f"seed{seed}") for seed in seeds if seed not in failed}
     if histories:
-        print(summary_table(histories))
-        stats = seeds_summary([run_summary(history) for history in histories.values()])
-        print(f"\nover {len(histories)} seeds: best {stats['best'][0]:.2%} ± {stats['best'][1]:.2%}, "
-              f"last {stats['last'][0]:.2%} ± {stats['last'][1]:.2%} (mean ± std); "
-              f"{stats['reached']:.0%} reached {recipe.ACCURACY:.1%}")
+        print(report(histories))
     for seed, status in failed.items():
         last_line = (out_dir / f"seed{seed}.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
         print(f"seed {seed} failed (exit status {status}): {last_line[0]}", file=sys.stderr)
     return 2 if failed else 0
 
 
+def main(argv=None) -> int:
+    return run_command(run_seeds, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(run_seeds))
+    sys.exit(main())

@@ -1,7 +1,10 @@
 """Milestones of a run's history: best and last accuracy, the first epochs at 85% and at the published 85.9%.
 
-`python -m helpers.summary RUN_FOLDER...` prints the results table of the runs (as in the README).
+`python -m helpers.summary RUN_FOLDER...` prints the results table of the runs (as in the README) and,
+for several runs, their mean and standard deviation and the share that reached 85.9%.
 """
+
+import statistics
 import sys
 from pathlib import Path
 
@@ -38,8 +41,10 @@ def run_summary(history: dict) -> dict:
 def summary_line(history: dict) -> str:
     """One sentence: best and last test accuracy, and their epochs."""
     s = run_summary(history)
-    return (f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
-            f"last {s['last_acc']:.2%} (epoch {s['last_epoch']}), in {s['precision']}")
+    return (
+        f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
+        f"last {s['last_acc']:.2%} (epoch {s['last_epoch']}), in {s['precision']}"
+    )
 
 
 def summary_table(named_histories: dict) -> str:
@@ -58,7 +63,37 @@ def summary_table(named_histories: dict) -> str:
     return "\n".join(lines)
 
 
-def print_table(argv) -> int:
+def spread(summaries: list[dict]) -> dict:
+    """Mean and standard deviation of best and last accuracy over runs (run_summary of each), and the
+    fraction of runs that reached the published accuracy, with their mean first epoch there."""
+
+    def mean_std(key):
+        values = [s[key] for s in summaries]
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    reached = [s["first_epoch_published"] for s in summaries if s["first_epoch_published"] is not None]
+    return {
+        "best": mean_std("best_acc"),
+        "last": mean_std("last_acc"),
+        "reached": len(reached) / len(summaries),
+        "first_epoch_published": statistics.mean(reached) if reached else None,
+    }
+
+
+def report(named_histories: dict) -> str:
+    """The results table and, for more than one run, one line with their spread."""
+    text = summary_table(named_histories)
+    if len(named_histories) > 1:
+        stats = spread([run_summary(history) for history in named_histories.values()])
+        text += (
+            f"\n\nover {len(named_histories)} runs: best {stats['best'][0]:.2%} ± {stats['best'][1]:.2%}, "
+            f"last {stats['last'][0]:.2%} ± {stats['last'][1]:.2%} (mean ± std); "
+            f"{stats['reached']:.0%} reached {recipe.ACCURACY:.1%}"
+        )
+    return text
+
+
+def print_report(argv) -> int:
     parser = OneLineParser(prog="python -m helpers.summary", description="Print the results table of saved runs.")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their history.json)")
     args = parser.parse_args(argv)
@@ -68,9 +103,13 @@ def print_table(argv) -> int:
     for run in args.runs:
         path = Path(run)
         histories[(path.parent if path.is_file() else path).name] = load_history(path)
-    print(summary_table(histories))
+    print(report(histories))
     return 0
 
 
+def main(argv=None) -> int:
+    return run_command(print_report, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(print_table))
+    sys.exit(main())

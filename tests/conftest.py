@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from helpers import UserError
@@ -22,11 +24,29 @@ def cifar(data_root):
 
 @pytest.fixture(scope="session")
 def small_cifar(data_root):
-    """2,000 training and 1,000 test images, class-balanced."""
+    """2,000 training and 1,000 test images, class-balanced: enough for one epoch to beat chance."""
     return load_cifar10(data_root, subset=2000, test_subset=1000, download=False)
 
 
 @pytest.fixture(scope="session")
-def tiny_cifar(data_root):
-    """320 training and 200 test images: seconds per epoch, for the mechanics of a run."""
-    return load_cifar10(data_root, subset=320, test_subset=200, download=False)
+def smoke_data(data_root):
+    """The SMOKE preset's images (500 training, 200 test): about a second an epoch, for the mechanics of a run."""
+    from helpers.config import SMOKE
+
+    return load_cifar10(data_root, subset=SMOKE["subset"], test_subset=SMOKE["test_subset"], download=False)
+
+
+@pytest.fixture(scope="session")
+def learning_runs(small_cifar, tmp_path_factory):
+    """The SMOKE preset on 2,000 images (one epoch), trained once per pipeline: {pipeline: (history, run folder)}."""
+    from helpers.config import PIPELINES, TrainConfig, smoke
+    from helpers.device import settle
+    from helpers.engine import fit
+
+    runs = {}
+    for pipeline in PIPELINES:
+        folder = tmp_path_factory.mktemp(f"smoke-{pipeline}")
+        config = TrainConfig(device="cpu", progress=False, pipeline=pipeline, out=str(folder))
+        config = replace(smoke(config), subset=len(small_cifar.train_labels), test_subset=len(small_cifar.test_labels))
+        runs[pipeline] = fit(*settle(config), data=small_cifar), folder
+    return runs

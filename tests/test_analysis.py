@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from helpers.analysis import confusion_matrix, per_class_accuracy
-from helpers.seeds import parse_seeds, seeds_summary
-from helpers.summary import first_epoch_at, run_summary, summary_table
+from helpers.seeds import parse_seeds
+from helpers.summary import first_epoch_at, report, run_summary, spread, summary_table
 
 
 def history(accuracies):
@@ -35,9 +35,19 @@ def test_seeds_are_parsed_as_ranges_and_lists():
     assert parse_seeds("1-8") == list(range(1, 9)) and parse_seeds("1-3,7") == [1, 2, 3, 7] and parse_seeds("5") == [5]
 
 
-def test_seeds_summary_gives_mean_std_and_the_fraction_that_reached_85_9():
+def test_spread_gives_mean_std_and_the_fraction_that_reached_85_9():
     summaries = [run_summary(history(accuracies)) for accuracies in ([0.85, 0.86], [0.85, 0.858], [0.86, 0.859])]
-    stats = seeds_summary(summaries)
+    stats = spread(summaries)
     assert stats["best"][0] == pytest.approx(np.mean([0.86, 0.858, 0.86]))
     assert stats["last"][1] == pytest.approx(np.std([0.86, 0.858, 0.859], ddof=1))
     assert stats["reached"] == pytest.approx(2 / 3) and stats["first_epoch_published"] == 1.5
+
+
+def test_the_report_of_several_runs_adds_their_spread_and_the_share_that_reached_85_9():
+    runs = {"a": history([0.85, 0.86]), "b": history([0.85, 0.858])}
+    text = report(runs)
+    assert text.startswith(summary_table(runs))
+    assert (
+        text.splitlines()[-1] == "over 2 runs: best 85.90% ± 0.14%, last 85.90% ± 0.14% (mean ± std); 50% reached 85.9%"
+    )
+    assert report({"a": runs["a"]}) == summary_table({"a": runs["a"]})  # one run: no spread

@@ -1,6 +1,5 @@
 import albumentations as A
 import numpy as np
-import pytest
 
 from helpers import augment  # not `from ... import test_transform`: pytest would collect it
 from helpers.augment import augmentations, demo_transforms, show_images, train_transform
@@ -34,7 +33,7 @@ def test_cutout_fills_one_16x16_hole_with_the_mean_not_black(cifar):
     cutout = A.Compose([augmentations(cifar.mean)[2]], seed=0, save_applied_params=True)
     cutout.transforms[0].p = 1
     out = cutout(image=np.zeros((32, 32, 3), np.uint8))
-    (x1, y1, x2, y2), = out["applied_transforms"][0][1]["holes"]
+    ((x1, y1, x2, y2),) = out["applied_transforms"][0][1]["holes"]
     assert (x2 - x1, y2 - y1) == (16, 16)
     assert (out["image"] == fill).all(axis=-1).sum() == 256
 

@@ -1,30 +1,48 @@
-"""The commands as a user runs them: one line and exit status 2 for every bad input, never a traceback."""
+"""The commands as a user runs them: one line and exit status 2 for every bad input, never a traceback.
+
+Most cases call a command's `main` in this process (`invoke`): the code that `python -m` runs, without
+the seconds of a new interpreter importing torch. Signals, resource limits, a killed owner and runs
+side by side need processes of their own (`start`, `run`).
+"""
+
+import importlib
+import io
 import json
 import os
 import resource
 import signal
 import subprocess
 import sys
-import time
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
-from helpers.config import TrainConfig
+from helpers import UserError
+from helpers.checkpoint import load_checkpoint
+from helpers.config import TrainConfig, smoke
+from helpers.device import settle
 from helpers.engine import fit
+from helpers.run_folder import RunFolder, check_resumable
+from helpers.train import build_parser, config_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_RUN = ["--epochs", "1", "--subset", "320", "--test-subset", "100", "--device", "cpu", "--no-progress"]
+SMOKE_RUN = ["--smoke", "--device", "cpu", "--no-progress"]
 
 
-def start(module, *args, data_root=None, preexec_fn=None):
+def start(module, *args, data_root=None, preexec_fn=None, prelude=None):
+    """Start `python -m module args`; `prelude`: Python code that runs first in that process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if data_root is not None:
         env["CIFAR10_ROOT"] = str(data_root)
-    return subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, preexec_fn=preexec_fn)
+    command = [sys.executable, "-m", module, *args]
+    if prelude is not None:
+        launch = f"import runpy, sys\nsys.argv = {[module, *args]!r}\nrunpy.run_module({module!r}, run_name='__main__')"
+        command = [sys.executable, "-c", prelude + "\n" + launch]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn
+    )
 
 
 def run(module, *args, data_root=None, preexec_fn=None):
@@ -37,6 +55,17 @@ def run(module, *args, data_root=None, preexec_fn=None):
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def invoke(module, *args):
+    """`python -m module args`, run as its `main(args)` in this process, with its output captured."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        try:
+            status = importlib.import_module(module).main(list(args))
+        except SystemExit as exit:  # argparse: --help, or a malformed flag
+            status = exit.code
+    return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
+
+
 def one_line(result, status=2) -> str:
     """The single line a failed command printed on stderr (warnings aside), after checking its status."""
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
@@ -44,122 +73,161 @@ def one_line(result, status=2) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("module, flags", [
-    ("helpers.train", ("--epochs", "--batch-size", "--max-lr", "--seed", "--precision", "--pipeline", "--resume", "--smoke")),
-    ("helpers.bench", ("--steps", "--repeats", "--precision", "--dry-run", "--out")),
-    ("helpers.summary", ("RUN",)),
-    ("helpers.seeds", ("--seeds", "--out-dir")),
-    ("helpers.colab_links", ("usage",)),
-])
+@pytest.mark.parametrize(
+    "module, flags",
+    [
+        (
+            "helpers.train",
+            ("--epochs", "--batch-size", "--max-lr", "--seed", "--precision", "--pipeline", "--resume", "--smoke"),
+        ),
+        ("helpers.bench", ("--steps", "--repeats", "--precision", "--dry-run", "--out")),
+        ("helpers.summary", ("RUN",)),
+        ("helpers.seeds", ("--seeds", "--out-dir")),
+        ("helpers.colab_links", ("usage",)),
+    ],
+)
 def test_every_command_explains_itself_with_help(module, flags):
     result = run(module, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage:") and not result.stderr
     assert all(flag in result.stdout for flag in flags)
 
 
-@pytest.mark.parametrize("module, args, message", [
-    ("helpers.train", ["--epochs", "0"], "--epochs must be positive"),
-    ("helpers.train", ["--batch-size", "-64"], "--batch-size must be positive"),
-    ("helpers.train", ["--max-lr", "nan"], "--max-lr must be positive"),
-    ("helpers.train", ["--seed", "-1"], "--seed must be from 0 to 2**63-1"),
-    ("helpers.train", ["--subset", "5"], "--subset must be from 10 to 50000"),
-    ("helpers.train", ["--precision", "fp8"], "--precision must be one of"),
-    ("helpers.train", ["--device", "quantum"], "unknown device"),
-    ("helpers.train", ["--epochs", "ten"], "invalid int value"),
-    ("helpers.train", ["--out", "/proc/cannot-write-here"], "cannot write to run folder"),
-    ("helpers.train", ["--resume", "/nonexistent/run"], "no checkpoint at"),
-    ("helpers.bench", ["--repeats", "0"], "--steps, --warmup and --repeats must be at least 1"),
-    ("helpers.bench", ["--batch-size", "0"], "--batch-size must be positive"),
-    ("helpers.bench", ["--num-workers", "-1", "--dry-run"], "--num-workers must be 0 or more"),
-    ("helpers.bench", ["--out", "/proc/nope/bench.json", "--data-root", "/nonexistent"], "cannot write to the folder of --out"),
-    ("helpers.seeds", ["--seeds", "3-1"], "--seeds must name distinct seeds"),
-    ("helpers.seeds", ["--seeds", "one"], "--seeds must look like 1-8"),
-    ("helpers.seeds", ["--seed", "4"], "--seed, --out and --resume are set per seed"),
-])
-def test_bad_values_give_one_line_and_exit_status_2(data_root, module, args, message):
-    assert message in one_line(run(module, *args, data_root=data_root))
-
-
-def test_corrupted_data_root_gives_one_line_and_exit_status_2(data_root, tmp_path):
-    source = data_root / "cifar-10-batches-py"
-    (tmp_path / "cifar-10-batches-py").mkdir()
-    for path in source.iterdir():
-        (tmp_path / "cifar-10-batches-py" / path.name).symlink_to(path)
-    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
-    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
-    result = run("helpers.train", "--subset", "100", "--data-root", str(tmp_path), "--out", str(tmp_path / "run"))
-    assert one_line(result).startswith("error: CIFAR-10 files in")
-    assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
+@pytest.mark.parametrize(
+    "module, args, message",
+    [
+        ("helpers.train", ["--epochs", "0"], "--epochs must be positive"),
+        ("helpers.train", ["--batch-size", "-64"], "--batch-size must be positive"),
+        ("helpers.train", ["--max-lr", "nan"], "--max-lr must be positive"),
+        ("helpers.train", ["--seed", "-1"], "--seed must be from 0 to 2**63-1"),
+        ("helpers.train", ["--subset", "5"], "--subset must be from 10 to 50000"),
+        ("helpers.train", ["--precision", "fp8"], "--precision must be one of"),
+        ("helpers.train", ["--device", "quantum"], "--device must be auto, cpu, cuda or cuda:N"),
+        ("helpers.train", ["--epochs", "ten"], "invalid int value"),
+        ("helpers.train", ["--resume", "/nonexistent/run"], "no checkpoint at"),
+        ("helpers.bench", ["--repeats", "0"], "--steps, --warmup and --repeats must be at least 1"),
+        ("helpers.bench", ["--batch-size", "0"], "--batch-size must be positive"),
+        ("helpers.bench", ["--num-workers", "-1", "--dry-run"], "--num-workers must be 0 or more"),
+        (
+            "helpers.bench",
+            ["--out", "/proc/nope/bench.json", "--data-root", "/nonexistent"],
+            "cannot write to the folder of --out",
+        ),
+        ("helpers.seeds", ["--seeds", "3-1"], "--seeds must name distinct seeds"),
+        ("helpers.seeds", ["--seeds", "one"], "--seeds must look like 1-8"),
+        ("helpers.seeds", ["--seed", "4"], "--seed, --out and --resume are set per seed"),
+    ],
+)
+def test_bad_values_give_one_line_and_exit_status_2(module, args, message):
+    assert message in one_line(invoke(module, *args))
 
 
 def test_a_short_run_prints_best_and_last_accuracy_and_where_results_are(data_root, tmp_path):
     out = tmp_path / "run"
-    result = run("helpers.train", *TINY_RUN, "--out", str(out), data_root=data_root)
+    result = invoke("helpers.train", *SMOKE_RUN, "--out", str(out))
     assert result.returncode == 0, result.stderr
-    last_line = result.stdout.strip().splitlines()[-1]
+    lines = result.stdout.strip().splitlines()
+    first_line, last_line = lines[0], lines[-1]
+    assert first_line.startswith("training on CPU") and "1 epoch(s) of 500 images" in first_line
     assert last_line.startswith("best test accuracy") and str(out) in last_line
-    resumed = run("helpers.train", "--resume", str(out), "--epochs", "2", data_root=data_root)
-    assert "epochs=1" in one_line(resumed)  # a different schedule is refused
 
 
-def test_a_second_run_on_a_busy_folder_is_refused_and_a_killed_run_leaves_no_lock(data_root, tmp_path):
+def test_a_resumed_run_keeps_its_settings_and_takes_the_flags_given(learning_runs):
+    folder = learning_runs["fast"][1]
+    resume = load_checkpoint(folder)
+    config = config_from_args(build_parser().parse_args(["--resume", str(folder), "--num-workers", "3"]), resume)
+    assert config.experiment() == TrainConfig.from_dict(resume["config"]).experiment()
+    assert (config.num_workers, config.out) == (3, str(folder))
+    changed = config_from_args(build_parser().parse_args(["--resume", str(folder), "--epochs", "2"]), resume)
+    with pytest.raises(UserError, match="made with epochs=1"):
+        check_resumable(resume, changed)
+
+
+HOLD_THE_FOLDER = """
+import sys, time
+from helpers.run_folder import RunFolder
+folder = RunFolder(sys.argv[1]).open()  # held while this process lives
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_and_a_killed_owner_leaves_no_lock(data_root, tmp_path):
     out = tmp_path / "run"
-    first = start("helpers.train", *TINY_RUN, "--epochs", "50", "--out", str(out), data_root=data_root)
-    deadline = time.monotonic() + 120
-    while not ((out / ".lock").exists() and (out / ".lock").read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    second = run("helpers.train", *TINY_RUN, "--out", str(out), "--overwrite", data_root=data_root)
-    assert f"in use by another run (process {first.pid})" in one_line(second)
-    first.kill()  # SIGKILL: no clean-up of its own runs
-    first.wait()
-    third = run("helpers.train", *TINY_RUN, "--out", str(out), "--overwrite", data_root=data_root)
-    assert third.returncode == 0, third.stderr  # the killed run's lock went with it
+    owner = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FOLDER, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert owner.stdout.readline() == "holding\n"
+        second = invoke("helpers.train", *SMOKE_RUN, "--out", str(out), "--overwrite")
+        assert f"in use by another run (process {owner.pid})" in one_line(second)
+    finally:
+        owner.kill()  # SIGKILL: no clean-up of its own
+        owner.wait()
+    with RunFolder(out).open():  # the killed owner's lock went with it
+        pass
 
 
-def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(data_root, tiny_cifar, tmp_path):
-    config = TrainConfig(epochs=2, batch_size=32, subset=320, test_subset=200, device="cpu", progress=False, out=str(tmp_path))
+def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(data_root, smoke_data, tmp_path):
+    config = replace(smoke(TrainConfig(device="cpu", pipeline="fast", progress=False)), epochs=2, out=str(tmp_path))
 
     def stop_after_epoch_1(record):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(config, data=tiny_cifar, on_epoch_end=stop_after_epoch_1)
+        fit(*settle(config), data=smoke_data, on_epoch_end=stop_after_epoch_1)
     saved = (tmp_path / "checkpoint.pt").read_bytes()
 
     def limit_files_to_64_kib():  # history.json fits, the checkpoint does not
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    result = run("helpers.train", "--resume", str(tmp_path), "--no-progress", data_root=data_root,
-                 preexec_fn=limit_files_to_64_kib)
+    result = run(
+        "helpers.train",
+        "--resume",
+        str(tmp_path),
+        "--no-progress",
+        data_root=data_root,
+        preexec_fn=limit_files_to_64_kib,
+    )
     assert "File too large" in one_line(result) and "still holds epoch 1" in one_line(result)
     assert (tmp_path / "checkpoint.pt").read_bytes() == saved
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
 
 
-def test_a_foreign_checkpoint_and_a_malformed_history_give_one_line(tmp_path):
-    torch.save({"model": torch.nn.Linear(2, 2).state_dict()}, tmp_path / "checkpoint.pt")
-    assert "is not a checkpoint written by helpers.train" in one_line(run("helpers.train", "--resume", str(tmp_path)))
+def test_a_malformed_history_gives_one_line(tmp_path):
     (tmp_path / "history.json").write_text(json.dumps({"meta": {}, "config": {}, "epochs": []}))
-    assert "is not a history written by helpers.train" in one_line(run("helpers.summary", str(tmp_path)))
+    assert "is not a history written by helpers.train" in one_line(invoke("helpers.summary", str(tmp_path)))
 
 
-def test_ctrl_c_while_torch_is_imported_gives_one_line(data_root, tmp_path):
-    process = start("helpers.train", *TINY_RUN, "--out", str(tmp_path / "run"), data_root=data_root)
-    maps = Path(f"/proc/{process.pid}/maps")
-    while process.poll() is None and "libtorch" not in maps.read_text():
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert one_line(result, status=130).startswith("interrupted")
-    assert not (tmp_path / "run").exists()
+# Preludes that stop the command at a chosen moment, say so on stdout, and wait there for the test's Ctrl-C.
+PAUSE_AT_TORCH_IMPORT = """
+import sys, time
+class PauseAtTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            print("paused", flush=True)
+            time.sleep(600)
+sys.meta_path.insert(0, PauseAtTorch())
+"""
+PAUSE_AT_DATA_LOADING = """
+import time
+import helpers.data
+def paused(*args, **kwargs):
+    print("paused", flush=True)
+    time.sleep(600)
+helpers.data._load = paused
+"""
 
 
-def test_ctrl_c_while_loading_data_says_nothing_was_saved(data_root, tmp_path):
-    process = start("helpers.train", *TINY_RUN, "--out", str(tmp_path / "run"), data_root=data_root)
-    descriptors = Path(f"/proc/{process.pid}/fd")
-    while process.poll() is None and not any("cifar-10-batches-py" in target for target in open_files(descriptors)):
-        time.sleep(0.005)  # until it has a CIFAR-10 file open: the MD5 check or the unpickling
+@pytest.mark.parametrize(
+    "prelude", [PAUSE_AT_TORCH_IMPORT, PAUSE_AT_DATA_LOADING], ids=["torch import", "data loading"]
+)
+def test_ctrl_c_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_path, prelude):
+    process = start("helpers.train", *SMOKE_RUN, "--out", str(tmp_path / "run"), data_root=data_root, prelude=prelude)
+    assert "paused\n" in iter(process.stdout.readline, "")  # reads up to that line
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
@@ -167,23 +235,9 @@ def test_ctrl_c_while_loading_data_says_nothing_was_saved(data_root, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def open_files(descriptors: Path) -> list[str]:
-    """What a process's open file descriptors point to (those it closes meanwhile left out)."""
-    targets = []
-    try:
-        for fd in descriptors.iterdir():
-            try:
-                targets.append(os.readlink(fd))
-            except OSError:
-                pass
-    except OSError:  # the process ended
-        pass
-    return targets
-
-
 def test_bench_dry_run_writes_its_table(data_root, tmp_path):
     out = tmp_path / "bench.json"
-    result = run("helpers.bench", "--dry-run", "--device", "cpu", "--out", str(out), data_root=data_root)
+    result = invoke("helpers.bench", "--dry-run", "--device", "cpu", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "fast / albu." in result.stdout and "model only / albu." in result.stdout and "dry run" in result.stdout
     report = json.loads(out.read_text())
@@ -192,9 +246,21 @@ def test_bench_dry_run_writes_its_table(data_root, tmp_path):
 
 
 def test_seeds_train_at_once_and_print_one_table(data_root, tmp_path):
-    result = run("helpers.seeds", "--seeds", "1-2", "--out-dir", str(tmp_path), *TINY_RUN, data_root=data_root)
+    result = run(
+        "helpers.seeds",
+        "--seeds",
+        "1-2",
+        "--out-dir",
+        str(tmp_path),
+        *SMOKE_RUN,
+        "--pipeline",
+        "fast",
+        data_root=data_root,
+    )
     assert result.returncode == 0, result.stderr
-    assert "| seed1 | 1 |" in result.stdout and "| seed2 | 1 |" in result.stdout and "over 2 seeds: best" in result.stdout
+    assert (
+        "| seed1 | 1 |" in result.stdout and "| seed2 | 1 |" in result.stdout and "over 2 runs: best" in result.stdout
+    )
     first, second = (json.loads((tmp_path / f"seed{seed}" / "history.json").read_text()) for seed in (1, 2))
     assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
     assert first["epochs"][0]["train_loss"] != second["epochs"][0]["train_loss"]  # two runs, not one twice

@@ -1,4 +1,5 @@
 """The notebooks where learners run them: one public address, a Colab kernel (simulated), and `make lab`."""
+
 import copy
 import json
 import os
@@ -37,7 +38,9 @@ def test_notebooks_are_thin(path):
 
 def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_says_how_to_set_it(tmp_path):
     url = "https://github.com/someone/cnn-cifar10"
-    assert "colab.research.google.com/github/someone/cnn-cifar10/blob/main/notebooks/01_data.ipynb" in badge(url, "01_data.ipynb")
+    assert "colab.research.google.com/github/someone/cnn-cifar10/blob/main/notebooks/01_data.ipynb" in badge(
+        url, "01_data.ipynb"
+    )
     assert f"PROJECT_URL = {url!r}" in setup_cell(url)
     assert "[project.urls]" in badge(None, "01_data.ipynb") and "make colab-links" in setup_cell(None)
     notebook = tmp_path / "01_data.ipynb"
@@ -49,7 +52,13 @@ def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_says_how_to_set_
 
 def test_colab_installs_only_what_it_lacks_and_holds_its_torch():
     pins = {"albumentations": "2.0.8", "torchsummary": "1.5.1", "captum": "0.9.0"}
-    colab = {"albumentations": "1.4.20", "torchsummary": None, "captum": "0.9.0", "torch": "2.9.0+cu126", "torchvision": "0.24.0"}
+    colab = {
+        "albumentations": "1.4.20",
+        "torchsummary": None,
+        "captum": "0.9.0",
+        "torch": "2.9.0+cu126",
+        "torchvision": "0.24.0",
+    }
     needed = missing_packages(pins, installed=colab.get)
     assert needed == ["albumentations==2.0.8", "torchsummary==1.5.1"]
     command = pip_install(needed, installed=colab.get)
@@ -63,10 +72,14 @@ def test_a_user_error_in_a_notebook_is_one_line(capsys):
     show_errors_in_one_line(shell)
     shell.user_ns["UserError"] = UserError
     shell.run_cell("raise UserError('cannot read checkpoint x: pass a run folder')")
-    shell.run_cell("raise KeyboardInterrupt('interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x')")
+    shell.run_cell(
+        "raise KeyboardInterrupt('interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x')"
+    )
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == ["error: cannot read checkpoint x: pass a run folder",
-                                         "interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x"]
+    assert captured.err.splitlines() == [
+        "error: cannot read checkpoint x: pass a run folder",
+        "interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x",
+    ]
     assert "Traceback" not in captured.out + captured.err
 
 
@@ -93,8 +106,16 @@ assert importlib.util.find_spec("helpers") is None, "helpers is importable befor
 def origin(tmp_path_factory):
     """A git repository holding this working tree as it is now, for the set-up cell to clone."""
     source = tmp_path_factory.mktemp("origin")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +142,9 @@ def test_a_notebook_runs_as_in_colab_from_its_first_cell(origin, data_root, tmp_
     setup.source = re.sub(r"^PROJECT_URL = .*$", f"PROJECT_URL = {origin!r}", setup.source, flags=re.M)
     setup.source = setup.source.replace(repr(COLAB_DIR), repr(str(project)))  # the clone address, for the test only
     notebook.cells.insert(3, copy.deepcopy(setup))  # a learner runs the first cell twice
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(content)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(content)}}
+    ).execute()
 
     first, second = ("".join(output.get("text", "") for output in cell.outputs) for cell in notebook.cells[2:4])
     assert first.startswith(f"Colab: helpers from {project}") and "installing" not in first
@@ -140,8 +163,13 @@ def free_port() -> int:
 def test_make_lab_serves_jupyterlab_headless(tmp_path):
     port = free_port()
     log = open(tmp_path / "lab.log", "w")
-    server = subprocess.Popen(["make", "-s", "lab", "HEADLESS=1", f"PORT={port}"], cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        ["make", "-s", "lab", "HEADLESS=1", f"PORT={port}"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline, page = time.monotonic() + 120, None
         while page is None and time.monotonic() < deadline and server.poll() is None:

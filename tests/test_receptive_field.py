@@ -9,34 +9,59 @@ from helpers.analysis import grad_cam, model_input, trained_model
 from helpers.model import Net
 from helpers.plots import receptive_field_growth
 from helpers.receptive_field import (
-    FIELDS, _all_ones_linear_copy, effective_field, effective_receptive_field, empirical_receptive_field,
-    receptive_field_table, support_outside, to_markdown, unit_field,
+    FIELDS,
+    _all_ones_linear_copy,
+    effective_field,
+    effective_receptive_field,
+    empirical_receptive_field,
+    receptive_field_table,
+    support_outside,
+    to_markdown,
+    unit_field,
 )
 
 REFERENCE = "results/seed1-100ep"
 
 # (kernel, stride, padding, dilation, n_out, j_out, r_out) for Net, worked out by hand.
 NET_BY_HAND = [
-    (3, 1, 1, 1, 32, 1, 3), (3, 1, 1, 1, 32, 1, 5), (3, 1, 0, 1, 30, 1, 7),
+    (3, 1, 1, 1, 32, 1, 3),
+    (3, 1, 1, 1, 32, 1, 5),
+    (3, 1, 0, 1, 30, 1, 7),
     (1, 2, 1, 1, 16, 2, 7),  # the 1x1 stride-2 "pool"
-    (1, 1, 0, 1, 16, 2, 7), (3, 1, 1, 1, 16, 2, 11), (1, 1, 0, 1, 16, 2, 11),
+    (1, 1, 0, 1, 16, 2, 7),
+    (3, 1, 1, 1, 16, 2, 11),
+    (1, 1, 0, 1, 16, 2, 11),
     (3, 1, 2, 2, 16, 2, 19),  # dilated: k_eff 5 (the published table says 15)
-    (3, 2, 1, 1, 8, 4, 23), (3, 1, 1, 1, 8, 4, 31), (3, 1, 1, 1, 8, 4, 39), (1, 1, 0, 1, 8, 4, 39),
-    (3, 2, 1, 1, 4, 8, 47), (3, 1, 1, 1, 4, 8, 63), (3, 1, 1, 1, 4, 8, 79),
+    (3, 2, 1, 1, 8, 4, 23),
+    (3, 1, 1, 1, 8, 4, 31),
+    (3, 1, 1, 1, 8, 4, 39),
+    (1, 1, 0, 1, 8, 4, 39),
+    (3, 2, 1, 1, 4, 8, 47),
+    (3, 1, 1, 1, 4, 8, 63),
+    (3, 1, 1, 1, 4, 8, 79),
     (4, 4, 0, 1, 1, 32, 103),  # the 4x4 average pool
 ]
 
 
 def test_net_table_matches_hand_computation():
     rows = receptive_field_table(Net())
-    assert [(r["kernel"], r["stride"], r["padding"], r["dilation"], r["n_out"], r["j_out"], r["r_out"]) for r in rows] == NET_BY_HAND
-    for previous, row in zip(rows, rows[1:]):
-        assert (row["n_in"], row["j_in"], row["r_in"], row["ch_in"]) == (previous["n_out"], previous["j_out"], previous["r_out"], previous["ch_out"])
+    assert [
+        (r["kernel"], r["stride"], r["padding"], r["dilation"], r["n_out"], r["j_out"], r["r_out"]) for r in rows
+    ] == NET_BY_HAND
+    for previous, row in zip(rows, rows[1:], strict=False):
+        assert (row["n_in"], row["j_in"], row["r_in"], row["ch_in"]) == (
+            previous["n_out"],
+            previous["j_out"],
+            previous["r_out"],
+            previous["ch_out"],
+        )
 
 
-def test_markdown_has_one_line_per_row_and_every_field():
+def test_markdown_has_one_line_per_row_with_every_field():
     lines = to_markdown(receptive_field_table(Net())).splitlines()
     assert lines[0] == "| " + " | ".join(FIELDS) + " |" and len(lines) == 2 + len(NET_BY_HAND)
+    # the dilated row: 16x16, 64 -> 32 channels, padding 2, kernel 3, stride 1, dilation 2, jump 2, field 11 -> 19
+    assert "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 |" in lines
 
 
 def test_net_receptive_field_measured_by_gradients():
@@ -49,8 +74,17 @@ def random_chain(rng: random.Random) -> nn.Sequential:
         kind, kernel, stride = rng.choice(["conv", "conv", "max", "avg"]), rng.randint(1, 5), rng.choice([1, 1, 2, 3])
         if kind == "conv":
             out = rng.choice([2, 4])
-            layers.append(nn.Conv2d(channels, out, kernel, stride, rng.randint(0, 3), dilation=rng.randint(1, 3),
-                                    groups=rng.choice([1, channels]) if out % channels == 0 else 1))
+            layers.append(
+                nn.Conv2d(
+                    channels,
+                    out,
+                    kernel,
+                    stride,
+                    rng.randint(0, 3),
+                    dilation=rng.randint(1, 3),
+                    groups=rng.choice([1, channels]) if out % channels == 0 else 1,
+                )
+            )
             channels = out
         else:
             pool = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
@@ -63,7 +97,11 @@ def test_random_chains_agree_with_the_gradient_measurement(seed):
     model = random_chain(random.Random(seed))
     rows = receptive_field_table(model, (3, 512, 512))
     size = 2 * rows[-1]["r_out"] + 4 * rows[-1]["j_out"] + 64  # the central unit's field stays inside
-    assert empirical_receptive_field(model, (3, size, size)) == receptive_field_table(model, (3, size, size))[-1]["r_out"] == rows[-1]["r_out"]
+    assert (
+        empirical_receptive_field(model, (3, size, size))
+        == receptive_field_table(model, (3, size, size))[-1]["r_out"]
+        == rows[-1]["r_out"]
+    )
 
 
 def test_adaptive_average_pool_is_a_row():
@@ -80,7 +118,9 @@ def test_growth_curve_plots_the_table():
     assert field.lines[1].get_ydata()[0] == 32  # the image size
 
 
-@pytest.mark.parametrize("row", [row for row in receptive_field_table(Net()) if "Conv2d" in row["layer"]], ids=lambda row: row["module"])
+@pytest.mark.parametrize(
+    "row", [row for row in receptive_field_table(Net()) if "Conv2d" in row["layer"]], ids=lambda row: row["module"]
+)
 def test_net_effective_field_is_never_wider_than_the_theoretical_one(row):
     torch.manual_seed(0)
     heatmap = effective_receptive_field(Net(), torch.randn(4, 3, 32, 32), row["module"])
@@ -134,4 +174,4 @@ def test_grad_cam_maps_are_image_sized_finite_non_negative_and_follow_the_class(
     maps = grad_cam(model, inputs, cifar.test_labels[:8])
     assert maps.shape == (8, 32, 32) and np.isfinite(maps).all() and (maps >= 0).all() and maps.max() > 0
     other = grad_cam(model, inputs, (cifar.test_labels[:8] + 1) % 10)
-    assert all(not np.allclose(a, b) for a, b in zip(maps, other))
+    assert all(not np.allclose(a, b) for a, b in zip(maps, other, strict=True))

@@ -26,7 +26,7 @@ def test_tensor_sgd_follows_torch_sgd_under_one_cycle_step_for_step():
     sgd = TensorSGD(optimizer)
     seen_momenta = set()
     for _ in range(steps):
-        for reference_param, param in zip(reference.parameters(), tensor_model.parameters()):
+        for reference_param, param in zip(reference.parameters(), tensor_model.parameters(), strict=True):
             reference_param.grad = torch.randn_like(reference_param)
             param.grad = reference_param.grad.clone()  # the same gradients: only the updates differ
         reference_opt.step()
@@ -37,8 +37,10 @@ def test_tensor_sgd_follows_torch_sgd_under_one_cycle_step_for_step():
         assert sgd.lr.item() == torch.tensor(group["lr"]).item() and sgd.lr.item() > 0
         assert sgd.momentum.item() == torch.tensor(group["momentum"]).item()
         seen_momenta.add(round(group["momentum"], 4))
-        for reference_param, param in zip(reference.parameters(), tensor_model.parameters()):
-            assert torch.equal(reference_opt.state[reference_param]["momentum_buffer"], optimizer.state[param]["momentum_buffer"])
+        for reference_param, param in zip(reference.parameters(), tensor_model.parameters(), strict=True):
+            assert torch.equal(
+                reference_opt.state[reference_param]["momentum_buffer"], optimizer.state[param]["momentum_buffer"]
+            )
             # addcmul and add(alpha=) round alike on the CPUs tried; a fused multiply-add elsewhere may differ by an ulp
             torch.testing.assert_close(param, reference_param, rtol=1e-6, atol=1e-9)
         reference_schedule.step()
@@ -67,20 +69,31 @@ def train(static_step, data, epochs, state=None):
     return losses, trainer, trainer.training_state(optimizer, scheduler)
 
 
-def test_the_static_step_trains_as_torch_step_does_short_last_batch_included(tiny_cifar):
-    data = replace(tiny_cifar, train_images=tiny_cifar.train_images[:310], train_labels=tiny_cifar.train_labels[:310])
+@pytest.fixture(scope="module")
+def data(smoke_data):
+    """310 images: batches of 32 leave a short last batch."""
+    return replace(smoke_data, train_images=smoke_data.train_images[:310], train_labels=smoke_data.train_labels[:310])
+
+
+@pytest.fixture(scope="module")
+def static_run(data):
+    """Two epochs with the static step: (losses, trainer, training state)."""
+    return train(True, data, epochs=2)
+
+
+def test_the_static_step_trains_as_torch_step_does_short_last_batch_included(data, static_run):
     eager_losses, _, eager_state = train(False, data, epochs=2)
-    static_losses, trainer, static_state = train(True, data, epochs=2)
+    static_losses, trainer, static_state = static_run
     torch.testing.assert_close(static_losses, eager_losses, rtol=1e-5, atol=0)
     for name, value in eager_state["model"].items():
         torch.testing.assert_close(static_state["model"][name], value, rtol=1e-5, atol=1e-7)
     assert trainer._static.images.shape[0] == CONFIG.batch_size  # the short batch did not replace the buffers
 
 
-def test_a_static_run_resumed_from_its_checkpoint_state_repeats_the_uninterrupted_one(tiny_cifar):
-    whole_losses, _, whole_state = train(True, tiny_cifar, epochs=2)
-    first_losses, _, saved = train(True, tiny_cifar, epochs=1)
-    resumed_losses, _, resumed_state = train(True, tiny_cifar, epochs=1, state=saved)
+def test_a_static_run_resumed_from_its_checkpoint_state_repeats_the_uninterrupted_one(data, static_run):
+    whole_losses, _, whole_state = static_run
+    first_losses, _, saved = train(True, data, epochs=1)
+    resumed_losses, _, resumed_state = train(True, data, epochs=1, state=saved)
     assert first_losses + resumed_losses == whole_losses
     assert all(torch.equal(resumed_state["model"][k], v) for k, v in whole_state["model"].items())
     buffers = [s["momentum_buffer"] for s in resumed_state["optimizer"]["state"].values()]

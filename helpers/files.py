@@ -1,0 +1,57 @@
+"""Safe writes: every file a run or a command saves is written to a temporary file, flushed and
+renamed over the old one, so a crash or a full disk leaves the previous version whole."""
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from helpers import UserError
+
+
+def write_atomically(path, data: bytes):
+    """Write via a temporary file in the same folder, then rename over `path` (atomic on POSIX).
+
+    On any failure (a full disk, a file-size limit) the temporary file is removed and `path` is
+    untouched; the OSError is raised as a UserError.
+    """
+    path = Path(path)
+    temporary = None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.fchmod(handle, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise UserError(
+            f"cannot write {path} ({error.strerror}): free some space, or raise the file-size limit"
+        ) from None
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def save_json(path, payload):
+    write_atomically(path, json.dumps(payload, indent=1).encode() + b"\n")
+
+
+def save_checkpoint(path, payload):
+    import torch
+
+    buffer = io.BytesIO()  # serialised first, so that a failed write is a plain OSError
+    torch.save(payload, buffer)
+    write_atomically(path, buffer.getvalue())
+
+
+def check_writable_folder(folder: Path, what: str):
+    """Create `folder` if needed and check that files can be written there, or raise a UserError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write to {what} {folder} ({error.strerror}): choose another --out") from None

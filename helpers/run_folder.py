@@ -1,0 +1,188 @@
+"""A run folder and the run's history: one owner at a time, started or resumed, one epoch appended
+and committed at a time.
+
+The folder holds checkpoint.pt and history.json. The checkpoint is each epoch's single commit point:
+it holds the model, optimizer, schedule and the whole history. history.json is written right after
+it from the same history, and rewritten from the checkpoint when a run is resumed, so a crash
+between the two writes loses nothing.
+"""
+
+import fcntl
+import os
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from helpers import UserError
+from helpers.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_history
+from helpers.config import TrainConfig
+from helpers.files import save_checkpoint, save_json
+
+LOCK = ".lock"
+
+
+def session(device_name: str) -> dict:
+    """Provenance of this process: device, command, start time, torch version."""
+    import torch
+
+    return {
+        "device": device_name,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "torch": str(torch.__version__),
+    }
+
+
+def check_resumable(checkpoint: Checkpoint, config: TrainConfig):
+    """Refuse to continue a checkpoint with other experiment settings than it was made with."""
+    saved = TrainConfig.from_dict(checkpoint["config"]).experiment()
+    changed = {k for k, v in config.experiment().items() if saved[k] != v}
+    if changed:
+        details = ", ".join(f"{k}={saved[k]!r}" for k in sorted(changed))
+        raise UserError(f"the checkpoint was made with {details}: resume with those settings")
+
+
+def saved_meta(checkpoint: Checkpoint) -> dict | None:
+    """The provenance in the history.json beside a checkpoint saved before checkpoints held it."""
+    try:
+        return load_history(checkpoint.path.parent)["meta"]
+    except UserError:
+        return None
+
+
+class RunFolder:
+    """A run folder, owned by one process from `open` to `close`, and the history of its run.
+
+    Ownership is an exclusive lock on its .lock file. The operating system releases it when the
+    process ends, however it ends, so a killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.checkpoint, self.history_file = self.path / CHECKPOINT, self.path / HISTORY
+        self.history = None  # {"meta", "config", "epochs"}, from `begin`
+        self._lock = None
+        self._created = False
+        self.saved_epoch = None  # the epoch checkpoint.pt holds, once known
+
+    def open(self, resume: Checkpoint | None = None, overwrite=False) -> "RunFolder":
+        """Take the folder, or raise UserError if another process holds it or it holds another run.
+
+        A run is continued in place when `resume` was loaded from this folder; otherwise an existing
+        run here is replaced only with `overwrite`. Temporary files left by a killed save are removed.
+        """
+        self._created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.path / LOCK, "a+")
+        except OSError as error:
+            raise UserError(
+                f"cannot write to run folder {self.path} ({error.strerror}): choose another --out"
+            ) from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            owner = self._lock.read().strip() or "unknown"
+            self._lock.close()
+            self._lock = None
+            raise UserError(
+                f"{self.path} is in use by another run (process {owner}): wait for it to end, or choose another --out"
+            ) from None
+        self._lock.truncate(0)
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
+        for leftover in [*self.path.glob(f".{CHECKPOINT}.*"), *self.path.glob(f".{HISTORY}.*")]:
+            leftover.unlink()
+        in_place = resume is not None and resume.path.resolve() == self.checkpoint.resolve()
+        if self.checkpoint.exists():
+            if not (in_place or overwrite):
+                self.close()
+                raise UserError(
+                    f"{self.path} already holds a run: continue it with --resume {self.path}, "
+                    "or pass --overwrite or another --out"
+                )
+            self.saved_epoch = resume["epoch"] if in_place else None
+        return self
+
+    def begin(
+        self,
+        config: TrainConfig,
+        device_name: str,
+        train_images: int,
+        test_images: int,
+        resume: Checkpoint | None = None,
+    ) -> dict:
+        """Start the run's history, or continue `resume`'s: then history.json is rewritten from the
+        checkpoint, which also repairs one left an epoch short by a crash between the two writes."""
+        this_session = session(device_name)
+        meta = {**this_session, "train_images": train_images, "test_images": test_images}
+        self.history = {"meta": meta, "config": asdict(config), "epochs": []}
+        if resume is not None:
+            self.history["epochs"] = resume["history"]
+            self.history["meta"] = resume.get("meta") or saved_meta(resume) or meta
+            resumed = {"at_epoch": resume["epoch"] + 1, **this_session}
+            self.history["meta"]["resumed"] = [*self.history["meta"].get("resumed", []), resumed]
+            save_json(self.history_file, self.history)
+        return self.history
+
+    def append(self, record: dict, training_state: dict):
+        """Add one finished epoch and save it: the checkpoint (the commit point), then history.json."""
+        epochs = self.history["epochs"]
+        epochs.append(record)
+        self.history["meta"]["seconds_total"] = sum(r["seconds"] for r in epochs)
+        try:
+            save_checkpoint(
+                self.checkpoint,
+                {
+                    **training_state,
+                    "epoch": len(epochs),
+                    "history": epochs,
+                    "meta": self.history["meta"],
+                    "config": self.history["config"],
+                },
+            )
+        except UserError as error:
+            raise UserError(f"{error}; {self.holds()}") from None
+        self.saved_epoch = len(epochs)
+        try:
+            save_json(self.history_file, self.history)
+        except UserError as error:
+            raise UserError(
+                f"{error}; {self.checkpoint} holds epoch {self.saved_epoch}, and --resume {self.path} "
+                "rewrites the history from it"
+            ) from None
+
+    def holds(self) -> str:
+        """What the folder's checkpoint holds now, in words."""
+        if self.saved_epoch is None:
+            return "no epoch has finished, so nothing was saved"
+        return f"{self.checkpoint} still holds epoch {self.saved_epoch}"
+
+    def close(self):
+        """Release the folder; remove it again if this run made it and saved nothing in it."""
+        if self._lock is None:
+            return
+        if self._created and self.saved_epoch is None:
+            (self.path / LOCK).unlink(missing_ok=True)
+            try:
+                self.path.rmdir()
+            except OSError:  # something else was put there: leave it
+                pass
+        self._lock.close()  # closing the file releases the lock
+        self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        self.close()
+        if kind is KeyboardInterrupt and not error.args:
+            if self.saved_epoch is None:
+                raise KeyboardInterrupt(
+                    "interrupted before the first epoch finished: nothing was saved; start again with the same command"
+                ) from None
+            raise KeyboardInterrupt(
+                f"interrupted: {self.checkpoint} holds epoch {self.saved_epoch}; continue with --resume {self.path}"
+            ) from None
