@@ -94,9 +94,9 @@ def build_parser() -> OneLineParser:
 
 def bench(argv) -> int:
     args = build_parser().parse_args(argv)
-    config = TrainConfig(**given_settings(args))
+    given = given_settings(args)
+    config = replace(smoke(TrainConfig()), **given) if args.dry_run else TrainConfig(**given)  # flags win
     if args.dry_run:
-        config = smoke(config)
         args.steps, args.warmup, args.repeats = DRY_RUN["steps"], DRY_RUN["warmup"], DRY_RUN["repeats"]
     if min(args.steps, args.warmup, args.repeats) < 1:
         raise UserError("--steps, --warmup and --repeats must be at least 1")

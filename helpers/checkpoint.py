@@ -14,7 +14,16 @@ from helpers.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
-EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+# Each epoch record's numbers and the range each must lie in.
+EPOCH_RANGES = {
+    "train_loss": (0, math.inf),
+    "train_acc": (0, 1),
+    "test_loss": (0, math.inf),
+    "test_acc": (0, 1),
+    "seconds": (0, math.inf),
+}
+# The settings every saved run records (and "precision", or "amp" before --precision existed).
+SAVED_SETTINGS = ("epochs", "batch_size", "max_lr", "momentum", "seed", "pipeline")
 
 
 class Checkpoint(dict):
@@ -27,8 +36,16 @@ class Checkpoint(dict):
 
 def checkpoint_path(path) -> Path:
     """A checkpoint file, or the run folder that holds one."""
+    return _inside(path, CHECKPOINT)
+
+
+def _inside(path, name) -> Path:
+    """`path`, or `path`/`name` when `path` is a folder; a path the system refuses is a UserError."""
     path = Path(path)
-    return path / CHECKPOINT if path.is_dir() else path
+    try:
+        return path / name if path.is_dir() else path
+    except OSError as error:  # a name too long, say
+        raise UserError(f"cannot use {path} ({error.strerror}): pass a shorter path to a run folder") from None
 
 
 def _not_from_train(path, what, problem) -> UserError:
@@ -37,17 +54,57 @@ def _not_from_train(path, what, problem) -> UserError:
     )
 
 
+def _finite_number(value) -> bool:
+    """A finite int or float (not a bool), including ints too large for a float (which are not finite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_epochs(epochs, path, what):
-    """A list of epoch records 1, 2, ..., each with finite numbers for EPOCH_FIELDS."""
+    """A list of epoch records 1, 2, ..., each with its numbers finite and in EPOCH_RANGES."""
     if not isinstance(epochs, list):
         raise _not_from_train(path, what, "its epochs are not a list")
     for number, record in enumerate(epochs, start=1):
-        if not isinstance(record, dict) or record.get("epoch") != number:
+        if not isinstance(record, dict) or record.get("epoch") != number or isinstance(record["epoch"], bool):
             raise _not_from_train(path, what, f"epoch record {number} is missing or out of order")
-        for name in EPOCH_FIELDS:
+        for name, (low, high) in EPOCH_RANGES.items():
             value = record.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not (_finite_number(value) and low <= value <= high):
                 raise _not_from_train(path, what, f"epoch {number} has {name}={value!r}")
+
+
+def check_meta(meta, path, what):
+    """Provenance: a dict naming the device, with a list of resumptions if any."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("device"), str):
+        raise _not_from_train(path, what, "its meta names no device")
+    resumed = meta.get("resumed", [])
+    if not isinstance(resumed, list) or not all(
+        isinstance(entry, dict) and type(entry.get("at_epoch")) is int and isinstance(entry.get("device"), str)
+        for entry in resumed
+    ):
+        raise _not_from_train(path, what, "its meta's resumed entries are malformed")
+
+
+def saved_config(values, path, what) -> TrainConfig:
+    """The settings a run saved: every one of SAVED_SETTINGS, valid, and settled for a device."""
+    if not isinstance(values, dict):
+        raise _not_from_train(path, what, "its config is not an object")
+    missing = [name for name in SAVED_SETTINGS if name not in values]
+    if "precision" not in values and "amp" not in values:
+        missing.append("precision")
+    if missing:
+        raise _not_from_train(path, what, f"its config lacks {', '.join(missing)}")
+    try:
+        config = TrainConfig.from_dict(values)
+    except (UserError, TypeError) as error:
+        raise _not_from_train(path, what, f"bad settings: {error}") from None
+    if "auto" in (config.pipeline, config.precision):
+        raise _not_from_train(path, what, "its pipeline or precision was never settled for a device")
+    return config
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -79,27 +136,35 @@ def load_checkpoint(path) -> Checkpoint:
         raise _not_from_train(
             path, "checkpoint", f"epoch {checkpoint['epoch']} with {len(checkpoint['history'])} epoch records"
         )
-    try:
-        TrainConfig.from_dict(checkpoint["config"])
-    except (UserError, TypeError) as error:
-        raise _not_from_train(path, "checkpoint", f"bad settings: {error}") from None
+    if "meta" in checkpoint:  # checkpoints written before they held the provenance have none
+        check_meta(checkpoint["meta"], path, "checkpoint")
+    saved_config(checkpoint["config"], path, "checkpoint")
+    not_finite = [
+        name
+        for name, value in checkpoint["model"].items()
+        if value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if not_finite:
+        raise UserError(
+            f"{path} holds weights that are not finite ({not_finite[0]}): its run diverged; "
+            "start again with a lower --max-lr"
+        )
     return Checkpoint(checkpoint, path)
 
 
 def load_history(path) -> dict:
     """A run's history.json (or the run folder holding it), checked before use."""
-    path = Path(path)
-    path = path / HISTORY if path.is_dir() else path
+    path = _inside(path, HISTORY)
     try:
         history = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise UserError(
             f"cannot read history {path} ({type(error).__name__}): pass a history.json written by helpers.train"
         ) from None
     if not isinstance(history, dict) or not all(isinstance(history.get(k), dict) for k in ("meta", "config")):
         raise _not_from_train(path, "history", "it needs 'meta' and 'config' objects")
-    if not isinstance(history["meta"].get("device"), str):
-        raise _not_from_train(path, "history", "its meta names no device")
+    check_meta(history["meta"], path, "history")
+    saved_config(history["config"], path, "history")
     check_epochs(history.get("epochs"), path, "history")
     if not history["epochs"]:
         raise _not_from_train(path, "history", "it has no epochs")

@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors with exit status 2, and Ctrl-C at any moment.
+"""What every command shares: one-line errors with exit status 2, and Ctrl-C (or SIGTERM, SIGHUP) at any moment.
 
 Commands import torch and the heavy modules inside `main`, not at the top, so that `--help` answers
 at once and a Ctrl-C during those imports is reported like any other.
@@ -16,10 +16,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+# Signals that stop a command as Ctrl-C does: it says in one line what was saved, and exits with
+# 128 + the signal's number (130, 143, 129), as a shell reports a process that signal ended.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_last_stop = [signal.SIGINT]
+
+
+def last_stop_signal() -> int:
+    """The signal that stopped the command last (SIGINT unless a handler of run_command saw another)."""
+    return _last_stop[0]
+
+
+def _stop(signum, frame):
+    _last_stop[0] = signum
+    raise KeyboardInterrupt
+
+
 def run_command(main, argv=None) -> int:
-    """Run `main(argv)`: a UserError ends it with one line and status 2, Ctrl-C with one line and 130."""
+    """Run `main(argv)`: a UserError ends it with one line and status 2; Ctrl-C, SIGTERM or SIGHUP with
+    one line and 130, 143 or 129."""
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit a write then fails (EFBIG) instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _last_stop[0] = signal.SIGINT
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS[1:]}
     try:
         return main(argv)
     except UserError as error:
@@ -27,7 +46,10 @@ def run_command(main, argv=None) -> int:
         return 2
     except KeyboardInterrupt as interrupt:
         print(f"\n{interrupt.args[0] if interrupt.args else 'interrupted: nothing was saved'}", file=sys.stderr)
-        return 130
+        return 128 + last_stop_signal()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names=None):

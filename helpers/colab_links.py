@@ -7,33 +7,43 @@ placeholder github.com/OWNER/REPO), the badge and the cell say so, and how to se
 """
 
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
 
+from helpers import UserError
 from helpers.cli import OneLineParser, run_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 PLACEHOLDER = "https://github.com/OWNER/REPO"
+# GitHub's owner and repository names: letters, digits, '-', '_' and '.'; an optional .git or slash.
+GITHUB_URL = re.compile(r"(https://github\.com/[A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?")
 UNSET = "set Repository under [project.urls] in pyproject.toml, then run make colab-links"
 COLAB_DIR = "/content/cnn-cifar10"
 
 
 def repository_url(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str | None:
-    """The repository's public address, or None while it is the placeholder."""
-    url = tomllib.loads(pyproject.read_text())["project"]["urls"]["Repository"].rstrip("/")
-    return None if url == PLACEHOLDER else url.removesuffix(".git")
+    """The repository's public address (https://github.com/OWNER/REPO), or None while it is the placeholder."""
+    try:
+        url = tomllib.loads(pyproject.read_text())["project"]["urls"]["Repository"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        raise UserError(f"{pyproject} has no [project.urls] Repository ({type(error).__name__}): {UNSET}") from None
+    match = GITHUB_URL.fullmatch(url) if isinstance(url, str) else None
+    if match is None:
+        raise UserError(f"Repository in {pyproject} must be https://github.com/OWNER/REPO, got {url!r}")
+    url = match.group(1)
+    return None if url == PLACEHOLDER else url
 
 
 def badge(url: str | None, notebook: str) -> str:
+    """The Colab badge for a checked address (repository_url), or how to set one."""
     if url is None:
         return (
             "**Open in Colab:** this copy of the project does not know its public address yet: set `Repository` "
             "under `[project.urls]` in `pyproject.toml`, then run `make colab-links`."
         )
-    if not url.startswith("https://github.com/"):
-        return f"**Open in Colab:** Colab opens notebooks from GitHub; {url} is not on GitHub."
     path = url.removeprefix("https://github.com/")
     return (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
@@ -94,11 +104,20 @@ def notebook_agrees(notebook: dict, url: str | None, name: str) -> bool:
 
 def rewrite(path: Path, url: str | None) -> bool:
     """Put the badge and set-up cell for `url` after the title cell of `path`; True if it changed."""
-    notebook = json.loads(path.read_text())
+    try:
+        notebook = json.loads(path.read_text())
+        cells = notebook["cells"]
+        if not isinstance(cells, list) or not all(
+            isinstance(c, dict) and {"cell_type", "source"} <= c.keys() for c in cells
+        ):
+            raise ValueError
+        if not cells:
+            raise ValueError
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is not a notebook with cells ({type(error).__name__}): restore it with git") from None
     if notebook_agrees(notebook, url, path.name):
         return False
     badge_cell, code_cell = first_cells(url, path.name)
-    cells = notebook["cells"]
     has_old = len(cells) > 2 and "Colab" in cell_text(cells[1]) and "google.colab" in cell_text(cells[2])
     if has_old:
         code_cell["outputs"] = cells[2].get("outputs", [])

@@ -12,6 +12,8 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 # Settings that change how a run executes, not what it computes: a resumed run may change them.
 RUNTIME_FIELDS = {"device", "data_root", "out", "num_workers", "compile", "progress"}
 MAX_SEED = 2**63 - 1
+MAX_EPOCHS = 10_000
+MAX_WORKERS = 256
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
 
 
@@ -60,12 +62,17 @@ class TrainConfig:
             wrong_bool = isinstance(value, bool) and bool not in kinds
             accepted = kinds + ((int,) if float in kinds else ())
             if wrong_bool or not isinstance(value, accepted):
-                raise UserError(f"{flag(spec.name)} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-        for name in ("epochs", "batch_size", "max_lr"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise UserError(f"{flag(name)} must be positive, got {value}")
+                raise UserError(
+                    f"{flag(spec.name)} must be {' or '.join(k.__name__ for k in kinds)}, got {shown(value)}"
+                )
+        try:  # an int too large for a float is not finite
+            finite_lr = math.isfinite(self.max_lr)
+        except OverflowError:
+            finite_lr = False
         checks = [
+            ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"from 1 to {MAX_EPOCHS}"),
+            ("batch_size", 1 <= self.batch_size <= TRAIN_IMAGES, f"from 1 to {TRAIN_IMAGES}"),
+            ("max_lr", finite_lr and self.max_lr > 0, "positive and finite"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("seed", 0 <= self.seed <= MAX_SEED, "from 0 to 2**63-1"),
             ("subset", self.subset is None or 10 <= self.subset <= TRAIN_IMAGES, f"from 10 to {TRAIN_IMAGES}"),
@@ -74,14 +81,18 @@ class TrainConfig:
                 self.test_subset is None or 10 <= self.test_subset <= TEST_IMAGES,
                 f"from 10 to {TEST_IMAGES}",
             ),
-            ("num_workers", self.num_workers is None or self.num_workers >= 0, "0 or more"),
+            (
+                "num_workers",
+                self.num_workers is None or 0 <= self.num_workers <= MAX_WORKERS,
+                f"from 0 to {MAX_WORKERS}",
+            ),
             ("pipeline", self.pipeline in ("auto", *PIPELINES), f"one of auto, {', '.join(PIPELINES)}"),
             ("precision", self.precision in ("auto", *PRECISIONS), f"one of auto, {', '.join(PRECISIONS)}"),
             ("device", re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device), "auto, cpu, cuda or cuda:N"),
         ]
         for name, ok, allowed in checks:
             if not ok:
-                raise UserError(f"{flag(name)} must be {allowed}, got {getattr(self, name)!r}")
+                raise UserError(f"{flag(name)} must be {allowed}, got {shown(getattr(self, name))}")
         return self
 
     def experiment(self) -> dict:
@@ -96,6 +107,13 @@ class TrainConfig:
             values.setdefault("precision", "bf16" if values.pop("amp") else "fp32")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known}).validate()
+
+
+def shown(value) -> str:
+    """A value for an error message; a huge number by its size (Python will not print one of 4,300+ digits)."""
+    if isinstance(value, int) and abs(value) >= 10**20:
+        return f"a {len(str(abs(value))) if abs(value) < 10**4000 else 'more than 4000'}-digit number"
+    return repr(value)
 
 
 def flag(name: str) -> str:

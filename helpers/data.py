@@ -62,7 +62,12 @@ def _torchvision_split(root: Path, train: bool, download: bool):
     folder = root / TorchvisionCIFAR10.base_folder
     try:
         return TorchvisionCIFAR10(str(root), train=train, download=False)
-    except (RuntimeError, OSError):  # torchvision: "Dataset not found or corrupted."; or unreadable
+    except OSError as error:  # there, but the system refuses to read it: a download would not help
+        raise UserError(
+            f"CIFAR-10 files in {folder} cannot be read ({error.strerror}: {error.filename}): "
+            f"make them readable, or pass another folder with --data-root or ${DATA_ROOT_ENV}"
+        ) from None
+    except RuntimeError:  # torchvision: "Dataset not found or corrupted."
         problem = "fail torchvision's MD5 check" if folder.exists() else "are missing"
     if download:
         try:

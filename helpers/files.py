@@ -1,6 +1,7 @@
 """Safe writes: every file a run or a command saves is written to a temporary file, flushed and
 renamed over the old one, so a crash or a full disk leaves the previous version whole."""
 
+import errno
 import io
 import json
 import os
@@ -8,6 +9,16 @@ import tempfile
 from pathlib import Path
 
 from helpers import UserError
+
+CHOOSE = "choose another --out"
+WHAT_TO_DO = {  # by the failed write's errno
+    errno.ENOSPC: "free some space, or choose another --out",
+    errno.EDQUOT: "free some of your disk quota, or choose another --out",
+    errno.EFBIG: "raise the file-size limit (ulimit -f), or choose another --out",
+    errno.EACCES: "make the folder writable, or choose another --out",
+    errno.EPERM: "make the folder writable, or choose another --out",
+    errno.EROFS: "the disk is read-only: choose another --out",
+}
 
 
 def write_atomically(path, data: bytes):
@@ -27,9 +38,7 @@ def write_atomically(path, data: bytes):
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        raise UserError(
-            f"cannot write {path} ({error.strerror}): free some space, or raise the file-size limit"
-        ) from None
+        raise UserError(f"cannot write {path} ({error.strerror}): {WHAT_TO_DO.get(error.errno, CHOOSE)}") from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)

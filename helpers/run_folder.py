@@ -67,13 +67,15 @@ class RunFolder:
         self.saved_epoch = None  # the epoch checkpoint.pt holds, once known
 
     def open(self, resume: Checkpoint | None = None, overwrite=False) -> "RunFolder":
-        """Take the folder, or raise UserError if another process holds it or it holds another run.
+        """Take the folder, or raise UserError if another process holds it or it holds anything else.
 
-        A run is continued in place when `resume` was loaded from this folder; otherwise an existing
-        run here is replaced only with `overwrite`. Temporary files left by a killed save are removed.
+        A run is continued in place when `resume` was loaded from this folder. Otherwise the folder
+        must be new or empty: a folder holding a run, or any other file, is used only with
+        `overwrite`, and then only the run's own files are replaced, each when the first epoch
+        commits. Temporary files left by a killed save are removed.
         """
-        self._created = not self.path.exists()
         try:
+            self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.path / LOCK, "a+")
         except OSError as error:
@@ -96,14 +98,19 @@ class RunFolder:
         for leftover in [*self.path.glob(f".{CHECKPOINT}.*"), *self.path.glob(f".{HISTORY}.*")]:
             leftover.unlink()
         in_place = resume is not None and resume.path.resolve() == self.checkpoint.resolve()
-        if self.checkpoint.exists():
-            if not (in_place or overwrite):
-                self.close()
+        held = sorted(path.name for path in self.path.iterdir() if path.name != LOCK)
+        if held and not (in_place or overwrite):
+            self.close()
+            if self.checkpoint.exists():
                 raise UserError(
                     f"{self.path} already holds a run: continue it with --resume {self.path}, "
                     "or pass --overwrite or another --out"
                 )
-            self.saved_epoch = resume["epoch"] if in_place else None
+            raise UserError(
+                f"{self.path} is not empty (it holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}): "
+                "choose another --out, or pass --overwrite to write checkpoint.pt and history.json there"
+            )
+        self.saved_epoch = resume["epoch"] if in_place else None
         return self
 
     def begin(

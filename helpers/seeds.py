@@ -1,34 +1,66 @@
-"""`python -m helpers.seeds --seeds 1-8 [helpers.train flags]`: several seeds of the recipe at once.
+"""`python -m helpers.seeds --seeds 1-8 [helpers.train flags]`: several seeds of the recipe, side by side.
 
 At batch 64 one run leaves most of a GPU idle, so independent runs can share it: one process per seed,
-all at the same time, each training to its own run folder (OUT_DIR/seedN) with helpers.train and the
-flags given. Then one table: each seed's best and last test accuracy and its first epoch at 85.9%,
-their mean and standard deviation, and how many seeds reached 85.9%.
+at most --jobs at a time (the rest wait their turn), each training to its own run folder
+(OUT_DIR/seedN) with helpers.train and the flags given. Then one table: each seed's best and last
+test accuracy and its first epoch at 85.9%, their mean and standard deviation, and how many seeds
+reached 85.9%.
 """
 
+import argparse
 import os
-import signal
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from helpers import UserError
-from helpers.cli import OneLineParser, run_command
+from helpers.cli import OneLineParser, last_stop_signal, run_command
 from helpers.config import MAX_SEED
+
+MAX_SEEDS = 1000
+GPU_JOBS = 8  # runs at once on one GPU: the eight seeds of scripts/gpu_reproduce.sh
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1-8' or '1,3,5' (or both: '1-4,9') as a list of distinct seeds."""
+    """'1-8' or '1,3,5' (or both: '1-4,9') as a list of at most MAX_SEEDS distinct seeds."""
     seeds = []
     try:
         for part in text.split(","):
             first, _, last = part.partition("-")
-            seeds += range(int(first), int(last or first) + 1)
+            first, last = int(first), int(last or first)
+            if last - first + 1 + len(seeds) > MAX_SEEDS:
+                raise UserError(f"--seeds names more than {MAX_SEEDS} seeds: {text!r}")
+            seeds += range(first, last + 1)
     except ValueError:
         raise UserError(f"--seeds must look like 1-8 or 1,3,5, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= seed <= MAX_SEED for seed in seeds):
         raise UserError(f"--seeds must name distinct seeds from 0 to 2**63-1, got {text!r}")
     return seeds
+
+
+def default_jobs(train_flags: list[str], seeds: int) -> int:
+    """Up to GPU_JOBS runs at once on a GPU; one at a time on a CPU, where one run uses every core."""
+    device_flag = argparse.ArgumentParser(add_help=False)
+    device_flag.add_argument("--device", default="auto")
+    device = device_flag.parse_known_args(train_flags)[0].device
+    if device == "cpu":
+        return 1
+    import torch
+
+    return min(seeds, GPU_JOBS) if torch.cuda.is_available() else 1
+
+
+def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
+    """Refuse, before any run starts or any log is written, a seed folder that is in use or holds
+    anything (without --overwrite): the same checks helpers.train makes."""
+    from helpers.run_folder import RunFolder
+
+    for seed in seeds:
+        folder = RunFolder(out_dir / f"seed{seed}")
+        folder.open(overwrite=overwrite)
+        folder.close()
 
 
 def run_seeds(argv) -> int:
@@ -40,46 +72,55 @@ def run_seeds(argv) -> int:
     )
     parser.add_argument("--seeds", default="1-8", help="seeds to train, e.g. 1-8 or 1,3,5 [default: 1-8]")
     parser.add_argument("--out-dir", default="runs/seeds", help="one run folder per seed in here [default: runs/seeds]")
+    parser.add_argument("--jobs", type=int, help=f"runs at a time [default: up to {GPU_JOBS} on a GPU, 1 on a CPU]")
     args, train_flags = parser.parse_known_args(argv)
     if any(flag.split("=")[0] in ("--seed", "--out", "--resume") for flag in train_flags):
         raise UserError("--seed, --out and --resume are set per seed by helpers.seeds: leave them out")
     seeds = parse_seeds(args.seeds)
+    if args.jobs is not None and not 1 <= args.jobs <= len(seeds):
+        raise UserError(f"--jobs must be from 1 to the number of seeds ({len(seeds)}), got {args.jobs}")
     from helpers.checkpoint import load_history
     from helpers.summary import report
 
+    jobs = args.jobs or default_jobs(train_flags, len(seeds))
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # The runs share the cores: each torch takes its share, not all of them, which would slow every
-    # run several times over on a CPU.
-    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // len(seeds))), **os.environ}
-    runs = {}
-    for seed in seeds:
-        log = open(out_dir / f"seed{seed}.log", "w")
-        command = [
-            sys.executable,
-            "-m",
-            "helpers.train",
-            *train_flags,
-            "--no-progress",
-            "--seed",
-            str(seed),
-            "--out",
-            str(out_dir / f"seed{seed}"),
-        ]
-        runs[seed] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    print(f"training seeds {args.seeds} at once; logs in {out_dir}/seedN.log", flush=True)
     try:
-        statuses = {seed: run.wait() for seed, run in runs.items()}
-    except KeyboardInterrupt:
-        for run in runs.values():  # each run saves what it has and says so in its log
-            if run.poll() is None:
-                run.send_signal(signal.SIGINT)
-        for run in runs.values():
-            run.wait()
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot use --out-dir {out_dir} ({error.strerror}): choose another --out-dir") from None
+    check_folders(out_dir, seeds, overwrite="--overwrite" in train_flags)
+    # The runs share the cores: each torch takes its share, not all of them, which would slow every
+    # run several times over on a CPU. Unbuffered, so that each log shows its run as it goes.
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs)), **os.environ, "PYTHONUNBUFFERED": "1"}
+    running, stopping, lock = {}, threading.Event(), threading.Lock()
+
+    def train(seed):
+        with lock:
+            if stopping.is_set():
+                return None
+            log = open(out_dir / f"seed{seed}.log", "w")
+            command = [sys.executable, "-m", "helpers.train", *train_flags, "--no-progress",
+                       "--seed", str(seed), "--out", str(out_dir / f"seed{seed}")]  # fmt: skip
+            running[seed] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with log:
+            return running[seed].wait()
+
+    print(f"training seeds {args.seeds}, {jobs} at a time; logs in {out_dir}/seedN.log", flush=True)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        statuses = dict(zip(seeds, pool.map(train, seeds), strict=True))
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: pass it on; each run saves what it has and says so
+        with lock:
+            stopping.set()
+            for run in running.values():
+                if run.poll() is None:
+                    run.send_signal(last_stop_signal())
+        pool.shutdown(cancel_futures=True)
         raise KeyboardInterrupt(
             f"interrupted: each run folder in {out_dir} keeps its last finished epoch; "
             f"continue one with python -m helpers.train --resume {out_dir}/seedN"
         ) from None
+    pool.shutdown()
     failed = {seed: status for seed, status in statuses.items() if status != 0}
     histories = {f"seed{seed}": load_history(out_dir / f"seed{seed}") for seed in seeds if seed not in failed}
     if histories:

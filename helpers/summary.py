@@ -93,17 +93,22 @@ def report(named_histories: dict) -> str:
     return text
 
 
+def run_names(runs: list[str]) -> list[str]:
+    """A distinct row name per run argument: its folder's name, or the path as given where names repeat."""
+    folders = [Path(run).parent if run.endswith(".json") else Path(run) for run in runs]
+    names = [folder.resolve().name or str(folder.resolve()) for folder in folders]
+    if len(set(names)) == len(names):
+        return names
+    return [str(folder) for folder in folders]
+
+
 def print_report(argv) -> int:
     parser = OneLineParser(prog="python -m helpers.summary", description="Print the results table of saved runs.")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their history.json)")
     args = parser.parse_args(argv)
     from helpers.checkpoint import load_history
 
-    histories = {}
-    for run in args.runs:
-        path = Path(run)
-        histories[(path.parent if path.is_file() else path).name] = load_history(path)
-    print(report(histories))
+    print(report(dict(zip(run_names(args.runs), (load_history(run) for run in args.runs), strict=True))))
     return 0
 
 

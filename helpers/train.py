@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from dataclasses import replace
 
 from helpers.cli import OneLineParser, add_config_flags, given_settings, run_command
 from helpers.config import SMOKE, TrainConfig, smoke
@@ -30,9 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, resume=None) -> TrainConfig:
     """TrainConfig defaults, or the resumed checkpoint's settings, overridden by the flags given."""
     given = given_settings(args)
-    if resume is None:
-        config = TrainConfig(**given)
-        return smoke(config) if args.smoke else config
+    if resume is None:  # the flags given win over the --smoke preset
+        return replace(smoke(TrainConfig()), **given) if args.smoke else TrainConfig(**given)
     saved = dict(resume["config"])
     saved["out"] = given.pop("out", str(resume.path.parent))
     return TrainConfig.from_dict({**saved, **given})

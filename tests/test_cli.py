@@ -5,20 +5,19 @@ the seconds of a new interpreter importing torch. Signals, resource limits, a ki
 side by side need processes of their own (`start`, `run`).
 """
 
-import importlib
-import io
 import json
 import os
 import resource
 import signal
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from commands import ROOT, SMOKE_RUN, invoke, one_line, run, start
 from helpers import UserError
 from helpers.checkpoint import load_checkpoint
 from helpers.config import TrainConfig, smoke
@@ -26,51 +25,6 @@ from helpers.device import settle
 from helpers.engine import fit
 from helpers.run_folder import RunFolder, check_resumable
 from helpers.train import build_parser, config_from_args
-
-ROOT = Path(__file__).resolve().parents[1]
-SMOKE_RUN = ["--smoke", "--device", "cpu", "--no-progress"]
-
-
-def start(module, *args, data_root=None, preexec_fn=None, prelude=None):
-    """Start `python -m module args`; `prelude`: Python code that runs first in that process."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if data_root is not None:
-        env["CIFAR10_ROOT"] = str(data_root)
-    command = [sys.executable, "-m", module, *args]
-    if prelude is not None:
-        launch = f"import runpy, sys\nsys.argv = {[module, *args]!r}\nrunpy.run_module({module!r}, run_name='__main__')"
-        command = [sys.executable, "-c", prelude + "\n" + launch]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn
-    )
-
-
-def run(module, *args, data_root=None, preexec_fn=None):
-    process = start(module, *args, data_root=data_root, preexec_fn=preexec_fn)
-    try:
-        stdout, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:  # timed out: leave nothing running
-            process.kill()
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def invoke(module, *args):
-    """`python -m module args`, run as its `main(args)` in this process, with its output captured."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with redirect_stdout(stdout), redirect_stderr(stderr):
-        try:
-            status = importlib.import_module(module).main(list(args))
-        except SystemExit as exit:  # argparse: --help, or a malformed flag
-            status = exit.code
-    return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
-
-
-def one_line(result, status=2) -> str:
-    """The single line a failed command printed on stderr (warnings aside), after checking its status."""
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
-    assert result.returncode == status and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -95,9 +49,9 @@ def test_every_command_explains_itself_with_help(module, flags):
 @pytest.mark.parametrize(
     "module, args, message",
     [
-        ("helpers.train", ["--epochs", "0"], "--epochs must be positive"),
-        ("helpers.train", ["--batch-size", "-64"], "--batch-size must be positive"),
-        ("helpers.train", ["--max-lr", "nan"], "--max-lr must be positive"),
+        ("helpers.train", ["--epochs", "0"], "--epochs must be from 1 to 10000"),
+        ("helpers.train", ["--batch-size", "-64"], "--batch-size must be from 1 to 50000"),
+        ("helpers.train", ["--max-lr", "nan"], "--max-lr must be positive and finite"),
         ("helpers.train", ["--seed", "-1"], "--seed must be from 0 to 2**63-1"),
         ("helpers.train", ["--subset", "5"], "--subset must be from 10 to 50000"),
         ("helpers.train", ["--precision", "fp8"], "--precision must be one of"),
@@ -105,8 +59,8 @@ def test_every_command_explains_itself_with_help(module, flags):
         ("helpers.train", ["--epochs", "ten"], "invalid int value"),
         ("helpers.train", ["--resume", "/nonexistent/run"], "no checkpoint at"),
         ("helpers.bench", ["--repeats", "0"], "--steps, --warmup and --repeats must be at least 1"),
-        ("helpers.bench", ["--batch-size", "0"], "--batch-size must be positive"),
-        ("helpers.bench", ["--num-workers", "-1", "--dry-run"], "--num-workers must be 0 or more"),
+        ("helpers.bench", ["--batch-size", "0"], "--batch-size must be from 1 to 50000"),
+        ("helpers.bench", ["--num-workers", "-1", "--dry-run"], "--num-workers must be from 0 to 256"),
         (
             "helpers.bench",
             ["--out", "/proc/nope/bench.json", "--data-root", "/nonexistent"],
@@ -129,6 +83,11 @@ def test_a_short_run_prints_best_and_last_accuracy_and_where_results_are(data_ro
     first_line, last_line = lines[0], lines[-1]
     assert first_line.startswith("training on CPU") and "1 epoch(s) of 500 images" in first_line
     assert last_line.startswith("best test accuracy") and str(out) in last_line
+
+
+def test_flags_given_win_over_the_smoke_preset():
+    config = config_from_args(build_parser().parse_args(["--smoke", "--epochs", "3", "--batch-size", "32"]))
+    assert (config.epochs, config.batch_size, config.subset) == (3, 32, smoke(TrainConfig()).subset)
 
 
 def test_a_resumed_run_keeps_its_settings_and_takes_the_flags_given(learning_runs):
@@ -223,16 +182,56 @@ helpers.data._load = paused
 
 
 @pytest.mark.parametrize(
-    "prelude", [PAUSE_AT_TORCH_IMPORT, PAUSE_AT_DATA_LOADING], ids=["torch import", "data loading"]
+    "prelude, stop, status",
+    [
+        (PAUSE_AT_TORCH_IMPORT, signal.SIGINT, 130),
+        (PAUSE_AT_TORCH_IMPORT, signal.SIGTERM, 143),  # what schedulers, `timeout` and notebook runtimes send
+        (PAUSE_AT_TORCH_IMPORT, signal.SIGHUP, 129),  # a closed terminal
+        (PAUSE_AT_DATA_LOADING, signal.SIGTERM, 143),
+    ],
+    ids=["ctrl-c at torch import", "sigterm at torch import", "sighup at torch import", "sigterm at data loading"],
 )
-def test_ctrl_c_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_path, prelude):
+def test_a_stop_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_path, prelude, stop, status):
     process = start("helpers.train", *SMOKE_RUN, "--out", str(tmp_path / "run"), data_root=data_root, prelude=prelude)
     assert "paused\n" in iter(process.stdout.readline, "")  # reads up to that line
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=120)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert "nothing was saved" in one_line(result, status=130)
+    assert "nothing was saved" in one_line(result, status=status)
     assert not (tmp_path / "run").exists()
+
+
+def running_trainings(out_dir) -> list[int]:
+    """Processes training into `out_dir` (their command line names it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it ended
+            continue
+        if b"helpers.train" in command and any(str(out_dir).encode() in part for part in command):
+            found.append(int(proc.name))
+    return found
+
+
+def test_sigterm_to_seeds_stops_every_run_and_says_what_was_saved(data_root, tmp_path):
+    process = start("helpers.seeds", "--seeds", "1-2", "--jobs", "2", "--out-dir", str(tmp_path), *SMOKE_RUN,
+                    data_root=data_root)  # fmt: skip
+    logs = [tmp_path / f"seed{seed}.log" for seed in (1, 2)]
+
+    def started(log):
+        return log.exists() and "training on" in log.read_text()
+
+    deadline = time.monotonic() + 120
+    while not all(started(log) for log in logs) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until both runs have printed their device: both are under way
+    assert all(started(log) for log in logs), [log.read_text() for log in logs if log.exists()]
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert "each run folder in" in one_line(result, status=143)
+    assert running_trainings(tmp_path) == []  # nothing left running
+    assert all("interrupted" in log.read_text() for log in logs)  # each run said what it saved
 
 
 def test_bench_dry_run_writes_its_table(data_root, tmp_path):
@@ -250,6 +249,8 @@ def test_seeds_train_at_once_and_print_one_table(data_root, tmp_path):
         "helpers.seeds",
         "--seeds",
         "1-2",
+        "--jobs",
+        "2",
         "--out-dir",
         str(tmp_path),
         *SMOKE_RUN,
