@@ -30,8 +30,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 # ruff, pinned in requirements.txt: lint, and the format it would write.
 lint: setup
-	$(VENV)/bin/ruff check helpers tests
-	$(VENV)/bin/ruff format --check helpers tests
+	$(VENV)/bin/ruff check helpers tests scripts
+	$(VENV)/bin/ruff format --check helpers tests scripts
 
 # Unit tests, then the five notebooks in smoke mode (SMOKE=1: a small subset, one epoch).
 test: setup
@@ -54,10 +54,9 @@ lab: setup
 colab-links: setup
 	$(PY) -m helpers.colab_links
 
-# Re-execute the notebooks in place (SMOKE=0 for the full 100-epoch training in notebook 04).
+# Re-execute the notebooks in place, figures inline and in img/ (SMOKE=0: the full 100-epoch training in notebook 04).
 notebooks: setup
-	cd notebooks && for notebook in $(notdir $(NOTEBOOKS)); do \
-		SMOKE=$(SMOKE) ../$(VENV)/bin/jupyter-execute --inplace --timeout=-1 $$notebook || exit 1; done
+	SMOKE=$(SMOKE) $(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -60,7 +60,7 @@ PROJECT_DIR = {COLAB_DIR!r}  # in Colab: the notebooks run in its notebooks/, so
 import os, subprocess, sys
 if 'google.colab' in sys.modules:
     if not os.path.isdir(PROJECT_DIR):
-        assert PROJECT_URL, 'this notebook does not know where the project lives: {UNSET}'
+        assert PROJECT_URL, "this notebook does not know where the project lives: type its address into PROJECT_URL above (PROJECT_URL = 'https://github.com/OWNER/REPO') and run this cell again"
         subprocess.run(['git', 'clone', '-q', '--depth', '1', PROJECT_URL, PROJECT_DIR], check=True)
     if PROJECT_DIR not in sys.path:
         sys.path.insert(0, PROJECT_DIR)  # imports at once: no restart, unlike an editable install

@@ -2,6 +2,7 @@
 
 import math
 import random
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -11,7 +12,7 @@ from itertools import chain
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text, also in notebooks: no widget state in a saved notebook
 
 from helpers import UserError
 from helpers.checkpoint import Checkpoint, restore_training
@@ -91,7 +92,9 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         train_step = self._train_step(optimizer)
-        bar = tqdm(loader, desc=description, leave=False, disable=not progress)
+        # In a terminal this bar sits under fit's epochs bar and goes when the epoch ends; elsewhere (a
+        # notebook, a log) text cannot redraw two lines, so it is the one bar and stays, a line an epoch.
+        bar = tqdm(loader, desc=description, leave=not sys.stderr.isatty(), disable=not progress)
         for step, (images, labels) in enumerate(bar):
             loss, output = train_step(*self._batch(images, labels))
             with warnings.catch_warnings():  # stepped per batch, also when the scaler skipped the update
@@ -216,7 +219,7 @@ def fit(
             desc="epochs",
             initial=first_epoch - 1,
             total=config.epochs,
-            disable=not config.progress,
+            disable=not (config.progress and sys.stderr.isatty()),  # see Trainer.train_epoch
         )
         for epoch in epochs:
             seed = epoch_seed(config.seed, epoch)

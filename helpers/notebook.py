@@ -8,6 +8,7 @@ Only the standard library is imported at the top: in Colab this runs before anyt
 
 import importlib
 import importlib.metadata
+import os
 import subprocess
 import sys
 import tempfile
@@ -85,17 +86,14 @@ def setup():
         show_errors_in_one_line(shell)
 
     from helpers.config import TrainConfig
-    from helpers.data import resolve_data_root
+    from helpers.data import DATA_ROOT_ENV, resolve_data_root
     from helpers.device import device_name, settle
 
     config, device = settle(TrainConfig())
-    root = resolve_data_root()
-    data = (
-        f"CIFAR-10 in {root}"
-        if (root / "cifar-10-batches-py").is_dir()
-        else f"CIFAR-10 will be downloaded into {root} on first use (163 MB)"
-    )
-    print(
-        f"{'Colab' if in_colab else 'local'}: helpers from {PROJECT_ROOT}; device {device_name(device)}, "
-        f"precision {config.precision}; {data}"
-    )
+    where = f"${DATA_ROOT_ENV}" if os.environ.get(DATA_ROOT_ENV) else "the project's data/ folder"
+    if (resolve_data_root() / "cifar-10-batches-py").is_dir():
+        data = f"CIFAR-10 from {where}"
+    else:
+        data = f"CIFAR-10 will be downloaded into {where} on first use (163 MB)"
+    # No paths: the saved notebook is what every reader sees first.
+    print(f"{'Colab' if in_colab else 'local'}: device {device_name(device)}, precision {config.precision}; {data}")

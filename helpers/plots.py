@@ -1,9 +1,25 @@
 """Figures for the notebooks and the README; each function returns a matplotlib Figure."""
 
+import os
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from helpers import recipe
+
+# Where `save_figure` writes: $FIGURES_DIR, else the project's runs/figures/ (ignored by git). `make
+# notebooks` sets img/, the figures the README shows; a learner's run or a test leaves those alone.
+FIGURES_ENV = "FIGURES_DIR"
+DEFAULT_FIGURES = Path(__file__).resolve().parents[1] / "runs" / "figures"
+
+
+def save_figure(fig, name: str):
+    """Write `fig` as NAME.png into the figures folder, the same bytes for the same figure (no
+    software or date stamp). The notebook shows the figure itself."""
+    folder = Path(os.environ.get(FIGURES_ENV) or DEFAULT_FIGURES)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight", metadata={"Software": None})
 
 
 def class_grid(images, labels, classes, per_class=8, gap=2):
@@ -106,7 +122,7 @@ def receptive_field_growth(rows: list[dict], image_size=32):
     for index, row in enumerate(rows):
         if row["stride"] > 1:
             field.axvline(index, color="tab:red", alpha=0.25, linewidth=6)
-    field.plot([], [], color="tab:red", alpha=0.25, linewidth=6, label="stride > 1: the jump doubles after it")
+    field.plot([], [], color="tab:red", alpha=0.25, linewidth=6, label="stride s > 1: the jump is multiplied by s")
     jump = field.twinx()
     jump.step(x, [row["j_out"] for row in rows], where="mid", color="tab:orange", label="jump j_out (pixels)")
     jump.set_ylabel("jump j_out"), field.set_ylabel("r_out (pixels)")
