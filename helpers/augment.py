@@ -92,3 +92,18 @@ def show_images(transforms: dict, images: np.ndarray, seed: int = 0):
         axes[0, col].set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def pipeline_draws(images: np.ndarray, mean, draws=3) -> dict:
+    """`draws` augmentations of each uint8 HWC image by each training pipeline, seeded 0, 1, ...:
+    {"albumentations": [images, ...], "fast": [images, ...]}, for `plots.draws_grid`."""
+    from helpers.fast_augment import augment_images
+
+    def albumentations_draw(seed):
+        pipeline = A.Compose(augmentations(mean), seed=seed)
+        return np.stack([pipeline(image=image)["image"] for image in images])
+
+    return {
+        "albumentations": [albumentations_draw(seed) for seed in range(draws)],
+        "fast": [augment_images(images, mean, seed) for seed in range(draws)],
+    }

@@ -6,10 +6,11 @@ they agree), but a whole batch at a time on the training device instead of image
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.recipe import CUTOUT_SIZE, ROTATE, SCALE, SHIFT, P
+from helpers.recipe import CUTOUT_SIZE, ROTATE, SCALE, SHIFT, P, mean_fill
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as cv2's RGB2GRAY and A.ToGray
 
@@ -94,3 +95,12 @@ def apply_augmentations(images, params: AugmentParams, fill):
     weights = torch.tensor(GRAY_WEIGHTS, device=images.device).view(1, 3, 1, 1)
     gray = (images * weights).sum(1, keepdim=True).expand_as(images)
     return where(params.gray, gray, images)
+
+
+def augment_images(images: np.ndarray, mean, seed: int) -> np.ndarray:
+    """The fast pipeline's augmentations of uint8 HWC images, as uint8 HWC images (to look at them)."""
+    batch = torch.tensor(images).permute(0, 3, 1, 2).float() / 255
+    params = sample_params(len(batch), *batch.shape[-2:], torch.Generator().manual_seed(seed))
+    fill = torch.tensor(mean_fill(mean), dtype=torch.float32) / 255
+    augmented = apply_augmentations(batch, params, fill)
+    return (augmented * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()

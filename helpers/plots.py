@@ -1,5 +1,6 @@
 """Figures for the notebooks and the README; each function returns a matplotlib Figure."""
 
+import itertools
 import os
 from pathlib import Path
 
@@ -65,6 +66,42 @@ def image_grid(images, titles=None, columns=8, overlays=None):
                 ax.set_title(titles[index], fontsize=7 if overlays is not None else 8)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def grad_cam_gallery(images, titles, correct, maps: dict, columns=8):
+    """Grad-CAM over images: the right predictions in one group of rows (green frames), the wrong in
+    another (red), one row per layer. maps: {row label: (N, H, W) maps}; each map is shown divided by
+    its maximum, so that one colour bar reads them all."""
+    correct = np.asarray(correct, dtype=bool)
+    groups = [("right", "tab:green", np.flatnonzero(correct)[:columns]),
+              ("wrong", "tab:red", np.flatnonzero(~correct)[:columns])]  # fmt: skip
+    rows = len(groups) * len(maps)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.25, rows * 1.45), squeeze=False, layout="constrained")
+    shown = None
+    for row, ((group, colour, indices), (label, layer_maps)) in enumerate(itertools.product(groups, maps.items())):
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([]), ax.set_yticks([])
+            if col >= len(indices):
+                ax.axis("off")
+                continue
+            heat = layer_maps[indices[col]]
+            ax.imshow(images[indices[col]])
+            shown = ax.imshow(heat / heat.max() if heat.max() > 0 else heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour), spine.set_linewidth(2)
+            if row % len(maps) == 0:
+                ax.set_title(titles[indices[col]], fontsize=7)
+        axes[row, 0].set_ylabel(f"{group}\n{label}", fontsize=8)
+    fig.colorbar(shown, ax=axes, fraction=0.02, label="Grad-CAM / its maximum")
+    return fig
+
+
+def draws_grid(images, draws: dict):
+    """Each image (a row), then its draws from each pipeline: draws = {pipeline: [images, ...]}."""
+    columns = [images] + [draw for pipeline_draws in draws.values() for draw in pipeline_draws]
+    titles = ["original"] + [name for name, pipeline_draws in draws.items() for _ in pipeline_draws]
+    grid = np.stack(columns, axis=1).reshape(-1, *np.shape(images)[1:])  # row by row
+    return image_grid(grid, titles + [""] * (len(grid) - len(titles)), columns=len(columns))
 
 
 def normalised_grid(images, mean, std, titles=None, columns=8):

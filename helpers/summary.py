@@ -81,16 +81,20 @@ def spread(summaries: list[dict]) -> dict:
 
 
 def report(named_histories: dict) -> str:
-    """The results table and, for more than one run, one line with their spread."""
+    """The results table and, for more than one run of the same settings but the seed, their spread."""
     text = summary_table(named_histories)
-    if len(named_histories) > 1:
-        stats = spread([run_summary(history) for history in named_histories.values()])
-        text += (
-            f"\n\nover {len(named_histories)} runs: best {stats['best'][0]:.2%} ± {stats['best'][1]:.2%}, "
-            f"last {stats['last'][0]:.2%} ± {stats['last'][1]:.2%} (mean ± std); "
-            f"{stats['reached']:.0%} reached {recipe.ACCURACY:.1%}"
-        )
-    return text
+    if len(named_histories) < 2:
+        return text
+    settings = [{**TrainConfig.from_dict(h["config"]).experiment(), "seed": None} for h in named_histories.values()]
+    differing = sorted({key for s in settings for key in s if s[key] != settings[0][key]})
+    if differing:
+        return text + f"\n\nno spread: the runs differ in more than the seed ({', '.join(differing)})"
+    stats = spread([run_summary(history) for history in named_histories.values()])
+    return text + (
+        f"\n\nover {len(named_histories)} runs: best {stats['best'][0]:.2%} ± {stats['best'][1]:.2%}, "
+        f"last {stats['last'][0]:.2%} ± {stats['last'][1]:.2%} (mean ± std); "
+        f"{stats['reached']:.0%} reached {recipe.ACCURACY:.1%}"
+    )
 
 
 def run_names(runs: list[str]) -> list[str]:

@@ -51,3 +51,6 @@ def test_the_report_of_several_runs_adds_their_spread_and_the_share_that_reached
         text.splitlines()[-1] == "over 2 runs: best 85.90% ± 0.14%, last 85.90% ± 0.14% (mean ± std); 50% reached 85.9%"
     )
     assert report({"a": runs["a"]}) == summary_table({"a": runs["a"]})  # one run: no spread
+    longer = history([0.85, 0.86, 0.87])
+    longer["config"] = {**longer["config"], "epochs": 3}
+    assert report({"a": runs["a"], "c": longer}).endswith("no spread: the runs differ in more than the seed (epochs)")

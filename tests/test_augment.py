@@ -2,7 +2,8 @@ import albumentations as A
 import numpy as np
 
 from helpers import augment  # not `from ... import test_transform`: pytest would collect it
-from helpers.augment import augmentations, demo_transforms, show_images, train_transform
+from helpers.augment import augmentations, demo_transforms, pipeline_draws, show_images, train_transform
+from helpers.plots import draws_grid
 from helpers.recipe import mean_fill
 
 
@@ -60,3 +61,21 @@ def test_demo_shows_each_training_transform_applied_and_labels_the_one_training_
     shown = np.asarray([np.asarray(ax.images[0].get_array()) for ax in figure.axes]).reshape(len(images), 5, 32, 32, 3)
     for column in range(1, 5):  # every image changed by every single transform: each applies every time
         assert all((shown[row, column] != shown[row, 0]).any() for row in range(len(images))), list(transforms)[column]
+
+
+def test_both_pipelines_are_drawn_side_by_side_on_the_same_images(cifar):
+    images = cifar.train_images[:4]
+    draws = pipeline_draws(images, cifar.mean, draws=2)
+    assert {name: [d.shape for d in ds] for name, ds in draws.items()} == {
+        "albumentations": [images.shape] * 2, "fast": [images.shape] * 2}  # fmt: skip
+    assert not np.array_equal(draws["fast"][0], draws["fast"][1])  # each draw its own
+    figure = draws_grid(images, draws)
+    assert [ax.get_title() for ax in figure.axes[:5]] == [
+        "original",
+        "albumentations",
+        "albumentations",
+        "fast",
+        "fast",
+    ]
+    np.testing.assert_array_equal(figure.axes[5].images[0].get_array(), images[1])  # the second row starts with image 1
+    np.testing.assert_array_equal(figure.axes[8].images[0].get_array(), draws["fast"][0][1])

@@ -10,7 +10,7 @@ from scipy import stats
 
 from helpers.augment import augmentations, train_transform
 from helpers.config import TrainConfig
-from helpers.fast_augment import AugmentParams, affine_warp, apply_augmentations, sample_params
+from helpers.fast_augment import AugmentParams, affine_warp, apply_augmentations, augment_images, sample_params
 from helpers.loaders import DeviceLoader, make_loaders
 
 N = 3000
@@ -151,3 +151,15 @@ def test_short_training_reaches_the_same_accuracy(learning_runs):
     accuracy = {pipeline: history["epochs"][-1]["test_acc"] for pipeline, (history, _) in learning_runs.items()}
     assert min(accuracy.values()) > 0.13  # chance is 0.10, sd 0.0095 on 1,000 test images: 3 sd above
     assert abs(accuracy["fast"] - accuracy["albumentations"]) < 0.08, accuracy
+
+
+def test_augment_images_shows_the_fast_pipeline_on_uint8_images(cifar):
+    images = cifar.train_images[:64]
+    out = augment_images(images, cifar.mean, seed=3)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, augment_images(images, cifar.mean, seed=3))  # the seed decides
+    params = sample_params(64, 32, 32, torch.Generator().manual_seed(3))
+    drawn = params.flip | params.affine | params.cutout | params.gray
+    changed = (out != images).reshape(64, -1).any(1)
+    assert np.array_equal(changed[~drawn.numpy()], np.zeros((~drawn).sum().item(), bool))  # nothing drawn: as it was
+    assert changed[drawn.numpy()].mean() > 0.9  # a drawn flip of a symmetric image may change nothing

@@ -39,7 +39,7 @@ def test_notebooks_are_thin(path):
 # What each committed notebook shows: its figures, inline, as GitHub and Colab show them before any run.
 FIGURES = {
     "01_data.ipynb": 3,
-    "02_augmentation.ipynb": 2,
+    "02_augmentation.ipynb": 3,
     "03_model.ipynb": 3,
     "04_train.ipynb": 0,
     "05_analysis.ipynb": 4,

@@ -7,7 +7,7 @@ from torch import nn
 
 from helpers.analysis import grad_cam, model_input, trained_model
 from helpers.model import Net
-from helpers.plots import receptive_field_growth
+from helpers.plots import grad_cam_gallery, receptive_field_growth
 from helpers.receptive_field import (
     FIELDS,
     _all_ones_linear_copy,
@@ -178,3 +178,32 @@ def test_grad_cam_maps_are_image_sized_finite_non_negative_and_follow_the_class(
     assert maps.shape == (8, 32, 32) and np.isfinite(maps).all() and (maps >= 0).all() and maps.max() > 0
     other = grad_cam(model, inputs, (cifar.test_labels[:8] + 1) % 10)
     assert all(not np.allclose(a, b) for a, b in zip(maps, other, strict=True))
+
+
+def test_grad_cam_at_the_last_conv_is_its_class_channel_over_16(cifar):
+    # block4.4 feeds only the 4x4 average pool: class c's score has gradient 1/16 on channel c, 0 elsewhere.
+    model = trained_model(REFERENCE)
+    inputs, labels = model_input(cifar.test_images[:8], cifar.mean, cifar.std), cifar.test_labels[:8]
+    captured = []
+    hook = model.block4[4].register_forward_hook(lambda module, args, output: captured.append(output.detach()))
+    model(inputs)
+    hook.remove()
+    class_channel = captured[0][torch.arange(8), torch.as_tensor(labels)]
+    expected = torch.nn.functional.interpolate(torch.relu(class_channel)[:, None] / 16, size=(32, 32), mode="bilinear")
+    np.testing.assert_allclose(grad_cam(model, inputs, labels), expected[:, 0].numpy(), atol=1e-6)
+    assert grad_cam(model, inputs, labels, layer="block3.4").shape == (8, 32, 32)  # from an 8x8 layer
+
+
+def test_the_grad_cam_gallery_groups_right_and_wrong_and_shares_one_colour_scale():
+    rng = np.random.default_rng(0)
+    images, correct = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), np.array([1, 0, 1, 1, 0, 0], bool)
+    maps = {"4x4": rng.random((6, 32, 32)) * 5, "8x8": rng.random((6, 32, 32))}
+    figure = grad_cam_gallery(images, [str(i) for i in range(6)], correct, maps, columns=3)
+    grid = [ax for ax in figure.axes if ax.images]  # the colour bar's axes holds no image
+    assert len(grid) == 12 and all(ax.images[1].get_array().max() == 1 for ax in grid)
+    assert [ax.get_ylabel() for ax in grid[::3]] == ["right\n4x4", "right\n8x8", "wrong\n4x4", "wrong\n8x8"]
+    assert [ax.get_title() for ax in grid[:3]] == ["0", "2", "3"] and [ax.get_title() for ax in grid[6:9]] == [
+        "1",
+        "4",
+        "5",
+    ]
