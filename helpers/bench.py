@@ -9,6 +9,7 @@ Each figure is the median of `--repeats` runs, the three measurements taking tur
 spell of the machine falls on all of them.
 """
 
+import math
 import statistics
 import sys
 import time
@@ -64,6 +65,36 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_on
         "eval_images_per_s": len(data.test_labels) / eval_seconds,
         "epoch_seconds_estimate": len(data.train_labels) / (steps * config.batch_size / train_seconds) + eval_seconds,
     }
+
+
+def estimate(config: TrainConfig, device, data) -> str:
+    """How long `config` will take on `device`, from a few measured steps, and the full recipe there."""
+    from helpers.config import TEST_IMAGES, TRAIN_IMAGES
+    from helpers.recipe import BATCH_SIZE, EPOCHS
+
+    batches = math.ceil(len(data.train_labels) / config.batch_size)  # one epoch's: measure stays within it
+    warmup = min(5, batches // 3)
+    steps = min(10, batches - warmup)
+    figures = measure(config, data, device, steps=steps, warmup=warmup)
+    train_rate, eval_rate = figures["train_images_per_s"], figures["eval_images_per_s"]
+    epoch = len(data.train_labels) / train_rate + len(data.test_labels) / eval_rate
+    text = f"about {duration(config.epochs * epoch)} for {config.epochs} epoch(s) here, measured over {steps} steps; "
+    if config.batch_size == BATCH_SIZE:  # the rate holds for the recipe too
+        recipe = EPOCHS * (TRAIN_IMAGES / train_rate + TEST_IMAGES / eval_rate)
+        text += f"the full recipe (100 epochs of 50,000 images) would take about {duration(recipe)} here: "
+    else:
+        text += "the full recipe: "
+    return text + "python -m helpers.train, or RUN = 'recipe'"
+
+
+def duration(seconds: float) -> str:
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 90
+        else f"{seconds / 60:.1f} min"
+        if seconds < 5400
+        else f"{seconds / 3600:.1f} h"
+    )
 
 
 def medians(runs: list[dict]) -> dict:

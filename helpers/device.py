@@ -7,7 +7,7 @@ from dataclasses import replace
 import torch
 
 from helpers import UserError
-from helpers.config import TrainConfig
+from helpers.config import PREVIEW, RUNS, SMOKE, TrainConfig
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,3 +67,13 @@ def describe(config: TrainConfig, device: torch.device) -> str:
         f"training on {device_name(device)}: {config.epochs} epoch(s) of {images} images, "
         f"{config.pipeline} pipeline, {config.precision}"
     )
+
+
+def sized_for(config: TrainConfig, device: torch.device, run="auto") -> TrainConfig:
+    """`config` sized for where it runs: 'recipe' as it is, 'preview' (PREVIEW) or 'smoke' (SMOKE);
+    'auto' is the recipe on a GPU and the preview on a CPU, where the recipe takes hours."""
+    if run not in RUNS:
+        raise UserError(f"RUN must be one of {', '.join(RUNS)}, got {run!r}")
+    if run == "auto":
+        run = "recipe" if device.type == "cuda" else "preview"
+    return replace(config, **{"recipe": {}, "preview": PREVIEW, "smoke": SMOKE}[run])

@@ -129,6 +129,44 @@ def training_curves(history: dict, title=""):
     return fig
 
 
+def schedule_plot(schedule: dict, history=None):
+    """The one-cycle learning rate and momentum over every step (engine.one_cycle); with a run's
+    history, the learning rate it recorded at the end of each epoch, on the same curve."""
+    steps = np.arange(len(schedule["lr"]))
+    epochs = len(steps) // schedule["steps_per_epoch"]
+    fig, (lr, momentum) = plt.subplots(1, 2, figsize=(11, 3.4))
+    lr.plot(steps, schedule["lr"], label="OneCycleLR, every step")
+    momentum.plot(steps, schedule["momentum"], color="tab:orange")
+    if history is not None:
+        recorded = [(r["epoch"] * schedule["steps_per_epoch"], r["lr"]) for r in history["epochs"]]
+        lr.plot(
+            *zip(*recorded, strict=True), "o", color="tab:red", markersize=4, label="recorded by the run, each epoch"
+        )
+    (
+        lr.set_title(f"learning rate: peak {schedule['lr'].max():.3g}"),
+        lr.set_ylabel("learning rate"),
+        lr.legend(fontsize=8),
+    )
+    momentum.set_title("momentum (cycled against the learning rate)"), momentum.set_ylabel("momentum")
+    for ax in (lr, momentum):
+        ax.set_xlabel(f"step ({epochs} epoch(s) of {schedule['steps_per_epoch']} steps)")
+    fig.tight_layout()
+    return fig
+
+
+def lr_range_plot(test: dict, chosen: float):
+    """The smoothed loss of an LR range test (engine.lr_range_test) against the learning rate, with its
+    suggestion and the learning rate chosen, and where the test ran."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(test["lr"], test["loss"], label=f"training loss, smoothed ({len(test['lr'])} steps)")
+    ax.axvline(test["suggestion"], color="tab:red", linestyle="--", label=f"steepest descent: {test['suggestion']:.3g}")
+    ax.axvline(chosen, color="tab:green", label=f"published max_lr: {chosen:g}")
+    ax.set_xscale("log"), ax.set_xlabel("learning rate"), ax.set_ylabel("loss"), ax.legend(fontsize=8)
+    ax.set_title(f"LR range test on {test['ran_on']}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def confusion_matrix_plot(matrix, classes):
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     shown = ax.imshow(matrix, cmap="Blues")

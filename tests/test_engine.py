@@ -12,14 +12,17 @@ import shutil
 import tempfile
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from helpers import UserError, engine, run_folder
+from helpers.bench import estimate
 from helpers.checkpoint import load_checkpoint, load_history
-from helpers.config import PIPELINES, TrainConfig, smoke
-from helpers.device import settle
-from helpers.engine import TrainingDiverged, divergence, fit
+from helpers.config import PIPELINES, PREVIEW, TrainConfig, smoke
+from helpers.device import settle, sized_for
+from helpers.engine import TrainingDiverged, divergence, fit, lr_range_test, one_cycle
+from helpers.plots import lr_range_plot, schedule_plot
 from helpers.run_folder import RunFolder
 
 SMOKE = smoke(TrainConfig(device="cpu", progress=False))
@@ -285,3 +288,51 @@ def test_corrupted_data_gives_one_line_and_leaves_no_run_folder(data_root, tmp_p
     with pytest.raises(UserError, match="^CIFAR-10 files in .* fail torchvision's MD5 check"):
         train(replace(SMOKE, data_root=str(tmp_path / "data"), out=str(tmp_path / "run")), data=None)
     assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
+
+
+def test_the_schedule_drawn_from_one_cycle_is_the_one_training_followed(two_epochs, smoke_data):
+    history = two_epochs["albumentations"][0]
+    steps = math.ceil(len(smoke_data.train_labels) / TWO_EPOCHS.batch_size)
+    schedule = one_cycle(TWO_EPOCHS, steps)
+    assert len(schedule["lr"]) == 2 * steps and schedule["lr"].max() == pytest.approx(TWO_EPOCHS.max_lr, rel=1e-3)
+    assert schedule["lr"][0] == pytest.approx(TWO_EPOCHS.max_lr / 25)  # OneCycleLR's div_factor
+    assert (schedule["momentum"].min(), schedule["momentum"].max()) == pytest.approx((0.85, 0.95), abs=1e-3)
+    assert history["epochs"][0]["lr"] == pytest.approx(schedule["lr"][steps], rel=1e-12)  # after epoch 1's last step
+    figure = schedule_plot(schedule, history)
+    curve, recorded = figure.axes[0].lines
+    assert list(curve.get_ydata()) == list(schedule["lr"]) and list(recorded.get_xdata()) == [steps, 2 * steps]
+
+
+def test_notebook_runs_are_sized_for_the_device():
+    config = TrainConfig()
+    assert sized_for(config, torch.device("cpu")) == replace(config, **PREVIEW)
+    assert sized_for(config, torch.device("cuda")) == config  # the recipe: only the type is asked, no GPU needed
+    assert sized_for(config, torch.device("cuda"), "smoke") == smoke(config)
+    with pytest.raises(UserError, match="RUN must be one of"):
+        sized_for(config, torch.device("cpu"), "full")
+
+
+def test_the_estimate_before_training_includes_the_full_recipe_at_the_recipes_batch(smoke_data):
+    config, device = settle(replace(SMOKE, batch_size=64))
+    text = estimate(config, device, smoke_data)
+    assert (
+        text.startswith("about ")
+        and "for 1 epoch(s) here" in text
+        and "100 epochs of 50,000 images) would take" in text
+    )
+    assert "would take" not in estimate(*settle(SMOKE), smoke_data)  # batch 16: its rate says nothing of the recipe's
+
+
+def test_the_lr_range_test_sweeps_exponentially_suggests_where_the_loss_falls_and_stops_when_it_climbs(smoke_data):
+    config, device = settle(SMOKE)
+    test = lr_range_test(config, device, smoke_data, start_lr=1e-4, end_lr=1.0, steps=30)
+    np.testing.assert_allclose(test["lr"][[0, -1]], [1e-4, 1.0])
+    np.testing.assert_allclose(np.diff(np.log(test["lr"])), np.log(1e4) / 29)  # exponential: equal steps in log(lr)
+    assert np.isfinite(test["loss"]).all() and test["lr"][10] <= test["suggestion"] <= test["lr"][-6]
+    runaway = lr_range_test(config, device, smoke_data, start_lr=1e-3, end_lr=1e4, steps=40)
+    assert 17 <= len(runaway["lr"]) < 40 and not runaway["loss"][-1] < 4 * runaway["loss"].min()  # stopped: diverged
+    with pytest.raises(UserError, match="diverged within 2 steps of 100: start the test lower"):
+        lr_range_test(config, device, smoke_data, start_lr=1e2, end_lr=1e6, steps=30)
+    assert test["ran_on"].startswith("CPU") and "batches of 16 from 500 images" in test["ran_on"]
+    figure = lr_range_plot(test, chosen=0.017)
+    assert [line.get_xdata()[0] for line in figure.axes[0].lines[1:]] == [test["suggestion"], 0.017]

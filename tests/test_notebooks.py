@@ -41,7 +41,7 @@ FIGURES = {
     "01_data.ipynb": 3,
     "02_augmentation.ipynb": 3,
     "03_model.ipynb": 3,
-    "04_train.ipynb": 0,
+    "04_train.ipynb": 3,
     "05_analysis.ipynb": 4,
 }
 MACHINE_PATH = re.compile(r"(?<![\w.])/(home|root|tmp|work|Users|mnt|opt|var|content)/|\b[A-Z]:\\\\")
