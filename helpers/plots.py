@@ -209,14 +209,19 @@ def receptive_field_growth(rows: list[dict], image_size=32):
     return fig
 
 
+def square(first, last, **style):
+    """An unfilled square over the pixels from `first` to `last` along both axes (a unit's field)."""
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((first - 0.5, first - 0.5), last - first + 1, last - first + 1, fill=False, **style)
+
+
 def receptive_field_boxes(image, boxes: dict, scale=8):
     """An image upscaled `scale` times with, per title, the theoretical field of a centre unit as a box.
 
     boxes: {title: (first, last) pixel along each axis}; the part outside the image is padding, drawn
     on a grey frame around it and hatched.
     """
-    from matplotlib.patches import Rectangle
-
     size = image.shape[0]
     fig, axes = plt.subplots(1, len(boxes), figsize=(3.6 * len(boxes), 3.8), squeeze=False)
     for ax, (title, (first, last)) in zip(axes[0], boxes.items(), strict=True):
@@ -225,22 +230,9 @@ def receptive_field_boxes(image, boxes: dict, scale=8):
         ax.imshow(
             np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=(-0.5, size - 0.5, size - 0.5, -0.5)
         )
-        ax.add_patch(
-            Rectangle(
-                (first - 0.5, first - 0.5),
-                last - first + 1,
-                last - first + 1,
-                fill=False,
-                edgecolor="red",
-                hatch="//",
-                linewidth=1,
-                alpha=0.5,
-            )
-        )
+        ax.add_patch(square(first, last, edgecolor="red", hatch="//", linewidth=1, alpha=0.5))
         low, high = max(first, 0), min(last, size - 1)
-        ax.add_patch(
-            Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False, edgecolor="red", linewidth=2)
-        )
+        ax.add_patch(square(low, high, edgecolor="red", linewidth=2))
         ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
         ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
@@ -254,7 +246,7 @@ def effective_field_maps(panels: list[dict], columns=2):
     each axis, outlined even where it reaches past the image (padding, grey); centre: (y, x) of that
     unit's field; radii: {fraction: radius} holding that share of the gradient mass, drawn as circles.
     """
-    from matplotlib.patches import Circle, Rectangle
+    from matplotlib.patches import Circle
 
     rows = int(np.ceil(len(panels) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4.3 * rows), squeeze=False)
@@ -265,14 +257,8 @@ def effective_field_maps(panels: list[dict], columns=2):
         ax.set_facecolor("0.8")  # around the image: the padding
         shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
         ax.add_patch(
-            Rectangle(
-                (first - 0.5, first - 0.5),
-                last - first + 1,
-                last - first + 1,
-                fill=False,
-                edgecolor="tab:cyan",
-                linewidth=2,
-                label=f"theoretical field: {last - first + 1:.0f} px",
+            square(
+                first, last, edgecolor="tab:cyan", linewidth=2, label=f"theoretical field: {last - first + 1:.0f} px"
             )
         )
         for fraction, style in ((0.5, "-"), (0.95, "--")):
