@@ -30,7 +30,7 @@ class Dropout(nn.Dropout):
     """nn.Dropout with a faster mask on the CPU; the same distribution, other random numbers.
 
     On the CPU torch draws one serial Mersenne Twister number per element, a large share of a
-    training step here (README: Benchmark). Drawing only the gaps between the dropped elements
+    training step here (docs/performance.md: Benchmark). Drawing only the gaps between the dropped elements
     (`dropped_positions`) needs p times as many. On CUDA, and under torch.compile, torch's own
     fused kernels are used.
     """

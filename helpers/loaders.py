@@ -16,7 +16,7 @@ from helpers.fast_augment import apply_augmentations, sample_params
 from helpers.recipe import mean_fill
 
 # Images augmented together by the fast pipeline. On a GPU a large chunk amortises kernel launches;
-# on the CPU a smaller chunk keeps its float copies in the cache (README: The fast pipeline).
+# on the CPU a smaller chunk keeps its float copies in the cache (docs/performance.md).
 CHUNK_IMAGES = {"cuda": 8192, "cpu": 1024}
 
 

@@ -217,6 +217,8 @@ def square(first, last, **style):
 
 
 def receptive_field_boxes(image, boxes: dict, scale=8):
+    from matplotlib.patches import Patch
+
     """An image upscaled `scale` times with, per title, the theoretical field of a centre unit as a box.
 
     boxes: {title: (first, last) pixel along each axis}; the part outside the image is padding, drawn
@@ -227,14 +229,46 @@ def receptive_field_boxes(image, boxes: dict, scale=8):
     for ax, (title, (first, last)) in zip(axes[0], boxes.items(), strict=True):
         margin = max(0.0, -first, last - (size - 1)) + 1
         ax.set_facecolor("0.85")  # around the image: the padding
+        # The hatched box lies under the image, so its hatching shows only where the field is padding.
+        ax.add_patch(square(first, last, edgecolor="red", hatch="//", linewidth=1, alpha=0.5, zorder=1))
         ax.imshow(
-            np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=(-0.5, size - 0.5, size - 0.5, -0.5)
+            np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)),
+            extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+            zorder=2,
         )
-        ax.add_patch(square(first, last, edgecolor="red", hatch="//", linewidth=1, alpha=0.5))
         low, high = max(first, 0), min(last, size - 1)
-        ax.add_patch(square(low, high, edgecolor="red", linewidth=2))
+        ax.add_patch(square(low, high, edgecolor="red", linewidth=2, zorder=3))
         ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
         ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
+    legend = [
+        Patch(fill=False, edgecolor="red", linewidth=2, label="the field on the image"),
+        Patch(fill=False, edgecolor="red", hatch="//", alpha=0.5, label="the field on the zero padding (grey)"),
+    ]
+    fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def unit_field_view(image, box, heatmap, title, scale=8):
+    """One unit on one image: the image enlarged `scale` times, the unit's effective field on it (its
+    input gradient, divided by its maximum) and its theoretical field, box = ((first, last) along y,
+    (first, last) along x), hatched where it lies on the zero padding (grey)."""
+    from matplotlib.patches import Rectangle
+
+    (top, bottom), (left, right) = box
+    size = image.shape[0]
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.set_facecolor("0.85")
+    outline = dict(xy=(left - 0.5, top - 0.5), width=right - left + 1, height=bottom - top + 1, fill=False)
+    ax.add_patch(Rectangle(**outline, edgecolor="red", hatch="//", alpha=0.5, zorder=1))  # shows on padding only
+    extent = (-0.5, size - 0.5, size - 0.5, -0.5)
+    ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=extent, zorder=2)
+    shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", alpha=0.6, vmin=0, vmax=1, extent=extent, zorder=3)
+    ax.add_patch(Rectangle(**outline, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
+    margin = max(0.0, -top, -left, bottom - (size - 1), right - (size - 1)) + 1
+    ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
+    ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower right")
+    fig.colorbar(shown, ax=ax, fraction=0.046, label="|input gradient| (max = 1)")
     fig.tight_layout()
     return fig
 
@@ -255,7 +289,8 @@ def effective_field_maps(panels: list[dict], columns=2):
         height, width = heatmap.shape
         low, high = min(first, 0) - 1.5, max(last, width - 1) + 1.5
         ax.set_facecolor("0.8")  # around the image: the padding
-        shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+        extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+        shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", vmin=0, vmax=1, extent=extent)
         ax.add_patch(
             square(
                 first, last, edgecolor="tab:cyan", linewidth=2, label=f"theoretical field: {last - first + 1:.0f} px"
@@ -263,7 +298,7 @@ def effective_field_maps(panels: list[dict], columns=2):
         )
         for fraction, style in ((0.5, "-"), (0.95, "--")):
             radius = panel["radii"][fraction]
-            ax.add_patch(
+            circle = ax.add_patch(
                 Circle(
                     (x, y),
                     radius,
@@ -274,6 +309,7 @@ def effective_field_maps(panels: list[dict], columns=2):
                     label=f"{fraction:.0%} of the gradient: r = {radius:.1f} px",
                 )
             )
+            circle.set_clip_path(square(0, width - 1, transform=ax.transData))  # on the image, as the gradient
         ax.set_xlim(low, high), ax.set_ylim(high, low)
         ax.set_title(panel["title"], fontsize=10), ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
         fig.colorbar(shown, ax=ax, fraction=0.046, label="mean |gradient| (max = 1)")

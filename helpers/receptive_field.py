@@ -5,6 +5,8 @@ For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1)
     j_out = j_in * s                      (jump: input pixels between adjacent outputs)
     r_out = r_in + (k_eff - 1) * j_in     (receptive field, in input pixels)
     start_out = start_in + ((k_eff - 1) / 2 - p) * j_in   (centre of the first unit's field, in pixels)
+j is the effective stride: input pixels between neighbouring units; "wider" marks the layers whose
+field is wider than the input image.
 The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input gradient actually lies.
 """
 
@@ -29,6 +31,8 @@ FIELDS = (
     "j_out",
     "r_in",
     "r_out",
+    "start",
+    "wider",
 )
 
 
@@ -85,6 +89,7 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
             start=start + ((effective - 1) / 2 - padding) * jump,
             module=name,
         )
+        row["wider"] = "yes" if row["r_out"] > input_size[-1] else ""  # every unit sees the whole image
         rows.append(row)
         jump, field, start = row["j_out"], row["r_out"], row["start"]
     return rows
@@ -154,9 +159,10 @@ def _all_ones_linear_copy(model: nn.Module) -> nn.Sequential:
 
 
 def effective_receptive_field(
-    model: nn.Module, images: torch.Tensor, layer: str, channels=None, batch_size=64
+    model: nn.Module, images: torch.Tensor, layer: str, channels=None, batch_size=64, unit=None
 ) -> np.ndarray:
-    """Mean absolute input gradient of the centre unit of `layer`, over `images`: an (H, W) map.
+    """Mean absolute input gradient of one unit of `layer` (`unit` = (y, x); default the centre one),
+    over `images`: an (H, W) map.
 
     channels: one channel of the layer per image (for example the true class at the last conv);
     default: the sum over the layer's channels. The model runs in eval mode, in the dtype of `images`.
@@ -173,7 +179,7 @@ def effective_receptive_field(
             captured.clear()
             model(batch)
             output = captured[0]
-            y, x = (output.shape[-2] - 1) // 2, (output.shape[-1] - 1) // 2
+            y, x = unit if unit is not None else ((output.shape[-2] - 1) // 2, (output.shape[-1] - 1) // 2)
             centre = output[:, :, y, x]
             if channels is None:
                 chosen = centre.sum()

@@ -1,6 +1,6 @@
 """Milestones of a run's history: best and last accuracy, the first epochs at 85% and at the published 85.9%.
 
-`python -m helpers.summary RUN_FOLDER...` prints the results table of the runs (as in the README) and,
+`python -m helpers.summary RUN_FOLDER...` prints the results table of the runs (as in docs/results.md) and,
 for several runs, their mean and standard deviation and the share that reached 85.9%.
 """
 

@@ -2,7 +2,8 @@
 
 The kernel draws with the inline backend, so every figure is in the saved outputs, and writes the
 figures the README shows into img/ (FIGURES_DIR). What is saved carries no timings and no widget
-state, progress bars as their last line of text, and names the kernel JupyterLab starts, so that opening a notebook leaves it unmodified.
+state (cells tagged "interactive" are saved without outputs), progress bars as their last line of text,
+and names the kernel JupyterLab starts, so that opening a notebook leaves it unmodified.
 Usage: python scripts/execute_notebooks.py NOTEBOOK...   (SMOKE=1: notebook 4 trains one short epoch)
 """
 
@@ -25,6 +26,9 @@ def execute(path: Path):
     client.execute()
     # A progress bar's text redraws (carriage returns) kept as its last state, one stream per cell.
     notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
+    for cell in notebook.cells:  # widgets (tag "interactive") are run live, never saved half-alive
+        if "interactive" in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None
     notebook.metadata.kernelspec = KERNELSPEC
     notebook.metadata.pop("widgets", None)
     nbformat.write(notebook, path)

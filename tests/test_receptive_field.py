@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from helpers.analysis import grad_cam, model_input, trained_model
+from helpers.explorer import explorer, nearest_unit, unit_view
 from helpers.model import Net
 from helpers.plots import grad_cam_gallery, receptive_field_growth
 from helpers.receptive_field import (
@@ -60,8 +61,11 @@ def test_net_table_matches_hand_computation():
 def test_markdown_has_one_line_per_row_with_every_field():
     lines = to_markdown(receptive_field_table(Net())).splitlines()
     assert lines[0] == "| " + " | ".join(FIELDS) + " |" and len(lines) == 2 + len(NET_BY_HAND)
-    # the dilated row: 16x16, 64 -> 32 channels, padding 2, kernel 3, stride 1, dilation 2, jump 2, field 11 -> 19
-    assert "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 |" in lines
+    # the dilated row: 16x16, 64 -> 32 channels, padding 2, kernel 3, stride 1, dilation 2, jump 2, field 11 -> 19,
+    # the first unit's field centred on pixel 0, narrower than the image
+    assert "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 | 0.0 |  |" in lines
+    wider = [line.split(" ")[1] for line in lines[2:] if line.endswith("| yes |")]
+    assert wider == ["block3.3", "block3.4", "block3.8", "block4.0", "block4.4", "block4.5"]  # 39 px and more
 
 
 def test_net_receptive_field_measured_by_gradients():
@@ -207,3 +211,22 @@ def test_the_grad_cam_gallery_groups_right_and_wrong_and_shares_one_colour_scale
         "4",
         "5",
     ]
+
+
+def test_the_explorer_shows_the_chosen_units_box_with_its_gradient_inside(cifar):
+    model = trained_model(REFERENCE)
+    images = cifar.test_images[:8]
+    inputs = model_input(images, cifar.mean, cifar.std)
+    row = next(r for r in receptive_field_table(model) if r["module"] == "block2.8")  # 16x16, jump 2
+    assert (nearest_unit(row, 0), nearest_unit(row, 31), nearest_unit(row, 14.9)) == (0, 15, 7)
+    ax = unit_view(model, inputs, images, "block2.8", y=3, x=28, index=2).axes[0]
+    (top, bottom), (left, right) = unit_field(row, nearest_unit(row, 3)), unit_field(row, nearest_unit(row, 28))
+    box = ax.patches[1]  # the solid outline
+    assert (box.get_x() + 0.5, box.get_y() + 0.5, box.get_width(), box.get_height()) == (
+        left, top, right - left + 1, bottom - top + 1)  # fmt: skip
+    heat = np.asarray(ax.images[1].get_array())
+    rows, cols = np.indices(heat.shape)
+    outside = (rows < top) | (rows > bottom) | (cols < left) | (cols > right)
+    assert heat.max() == 1 and heat[outside].sum() == 0 and heat[~outside].sum() > 0
+    controls = explorer(model, inputs, images).children[:4]
+    assert [control.description for control in controls] == ["layer", "row (px)", "column (px)", "test image"]
