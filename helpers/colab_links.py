@@ -107,11 +107,10 @@ def rewrite(path: Path, url: str | None) -> bool:
     try:
         notebook = json.loads(path.read_text())
         cells = notebook["cells"]
-        if not isinstance(cells, list) or not all(
+        well_formed = isinstance(cells, list) and all(
             isinstance(c, dict) and {"cell_type", "source"} <= c.keys() for c in cells
-        ):
-            raise ValueError
-        if not cells:
+        )
+        if not (cells and well_formed):
             raise ValueError
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"{path} is not a notebook with cells ({type(error).__name__}): restore it with git") from None

@@ -142,12 +142,11 @@ def schedule_plot(schedule: dict, history=None):
         lr.plot(
             *zip(*recorded, strict=True), "o", color="tab:red", markersize=4, label="recorded by the run, each epoch"
         )
-    (
-        lr.set_title(f"learning rate: peak {schedule['lr'].max():.3g}"),
-        lr.set_ylabel("learning rate"),
-        lr.legend(fontsize=8),
-    )
-    momentum.set_title("momentum (cycled against the learning rate)"), momentum.set_ylabel("momentum")
+    lr.set_title(f"learning rate: peak {schedule['lr'].max():.3g}")
+    lr.set_ylabel("learning rate")
+    lr.legend(fontsize=8)
+    momentum.set_title("momentum (cycled against the learning rate)")
+    momentum.set_ylabel("momentum")
     for ax in (lr, momentum):
         ax.set_xlabel(f"step ({epochs} epoch(s) of {schedule['steps_per_epoch']} steps)")
     fig.tight_layout()
@@ -209,11 +208,13 @@ def receptive_field_growth(rows: list[dict], image_size=32):
     return fig
 
 
-def square(first, last, **style):
-    """An unfilled square over the pixels from `first` to `last` along both axes (a unit's field)."""
+def field_box(rows, cols=None, **style):
+    """An unfilled box over the pixels from rows[0] to rows[1] and cols[0] to cols[1] (a unit's field;
+    cols default to rows: a square)."""
     from matplotlib.patches import Rectangle
 
-    return Rectangle((first - 0.5, first - 0.5), last - first + 1, last - first + 1, fill=False, **style)
+    (top, bottom), (left, right) = rows, cols or rows
+    return Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False, **style)
 
 
 def receptive_field_boxes(image, boxes: dict, scale=8):
@@ -230,14 +231,14 @@ def receptive_field_boxes(image, boxes: dict, scale=8):
         margin = max(0.0, -first, last - (size - 1)) + 1
         ax.set_facecolor("0.85")  # around the image: the padding
         # The hatched box lies under the image, so its hatching shows only where the field is padding.
-        ax.add_patch(square(first, last, edgecolor="red", hatch="//", linewidth=1, alpha=0.5, zorder=1))
+        ax.add_patch(field_box((first, last), edgecolor="red", hatch="//", linewidth=1, alpha=0.5, zorder=1))
         ax.imshow(
             np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)),
             extent=(-0.5, size - 0.5, size - 0.5, -0.5),
             zorder=2,
         )
         low, high = max(first, 0), min(last, size - 1)
-        ax.add_patch(square(low, high, edgecolor="red", linewidth=2, zorder=3))
+        ax.add_patch(field_box((low, high), edgecolor="red", linewidth=2, zorder=3))
         ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
         ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
     legend = [
@@ -253,18 +254,15 @@ def unit_field_view(image, box, heatmap, title, scale=8):
     """One unit on one image: the image enlarged `scale` times, the unit's effective field on it (its
     input gradient, divided by its maximum) and its theoretical field, box = ((first, last) along y,
     (first, last) along x), hatched where it lies on the zero padding (grey)."""
-    from matplotlib.patches import Rectangle
-
     (top, bottom), (left, right) = box
     size = image.shape[0]
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     ax.set_facecolor("0.85")
-    outline = dict(xy=(left - 0.5, top - 0.5), width=right - left + 1, height=bottom - top + 1, fill=False)
-    ax.add_patch(Rectangle(**outline, edgecolor="red", hatch="//", alpha=0.5, zorder=1))  # shows on padding only
+    ax.add_patch(field_box(*box, edgecolor="red", hatch="//", alpha=0.5, zorder=1))  # shows on padding only
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
     ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=extent, zorder=2)
     shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", alpha=0.6, vmin=0, vmax=1, extent=extent, zorder=3)
-    ax.add_patch(Rectangle(**outline, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
+    ax.add_patch(field_box(*box, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
     margin = max(0.0, -top, -left, bottom - (size - 1), right - (size - 1)) + 1
     ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
     ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower right")
@@ -292,8 +290,8 @@ def effective_field_maps(panels: list[dict], columns=2):
         extent = (-0.5, width - 0.5, height - 0.5, -0.5)
         shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", vmin=0, vmax=1, extent=extent)
         ax.add_patch(
-            square(
-                first, last, edgecolor="tab:cyan", linewidth=2, label=f"theoretical field: {last - first + 1:.0f} px"
+            field_box(
+                (first, last), edgecolor="tab:cyan", linewidth=2, label=f"theoretical field: {last - first + 1:.0f} px"
             )
         )
         for fraction, style in ((0.5, "-"), (0.95, "--")):
@@ -309,7 +307,9 @@ def effective_field_maps(panels: list[dict], columns=2):
                     label=f"{fraction:.0%} of the gradient: r = {radius:.1f} px",
                 )
             )
-            circle.set_clip_path(square(0, width - 1, transform=ax.transData))  # on the image, as the gradient
+            circle.set_clip_path(
+                field_box((0, height - 1), (0, width - 1), transform=ax.transData)
+            )  # on the image, as the gradient
         ax.set_xlim(low, high), ax.set_ylim(high, low)
         ax.set_title(panel["title"], fontsize=10), ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
         fig.colorbar(shown, ax=ax, fraction=0.046, label="mean |gradient| (max = 1)")
