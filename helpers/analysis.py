@@ -8,7 +8,7 @@ import torch
 from helpers.checkpoint import load_checkpoint, restore_model
 from helpers.config import TrainConfig
 from helpers.engine import Trainer
-from helpers.loaders import DeviceLoader
+from helpers.loaders import device_loader
 from helpers.model import Net
 from helpers.recipe import NUM_CLASSES
 
@@ -58,15 +58,6 @@ def predict_test_set(checkpoint_file, data, device="cpu", precision=None) -> np.
     model = Net()
     restore_model(model, checkpoint)
     device = torch.device(device)
-    test_loader = DeviceLoader(
-        data.test_images,
-        data.test_labels,
-        data.mean,
-        data.std,
-        config.batch_size,
-        device,
-        train=False,
-        channels_last=config.channels_last,
-    )
+    test_loader = device_loader(data, config, device, train=False)
     log_probs, _ = Trainer(model, device, config).predict(test_loader)
     return log_probs.argmax(1).numpy()

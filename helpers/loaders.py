@@ -104,23 +104,19 @@ class DeviceLoader:
                 yield images[first : first + self.batch_size], labels[first : first + self.batch_size]
 
 
+def device_loader(data, config, device: torch.device, train: bool) -> DeviceLoader:
+    """The fast pipeline's loader of data's training images (augmented) or test images (only normalised)."""
+    images, labels = (data.train_images, data.train_labels) if train else (data.test_images, data.test_labels)
+    return DeviceLoader(images, labels, data.mean, data.std, config.batch_size, device, train, config.channels_last)
+
+
 def make_loaders(data, config, device: torch.device):
     """(train, test) loaders for config.pipeline, 'fast' or 'albumentations' (settled by device.settle);
     the test images are only normalised."""
     if config.pipeline not in ("fast", "albumentations"):
         raise ValueError(f"pipeline {config.pipeline!r} is not settled: pass the config through device.settle")
     if config.pipeline == "fast":
-        common = dict(
-            mean=data.mean,
-            std=data.std,
-            batch_size=config.batch_size,
-            device=device,
-            channels_last=config.channels_last,
-        )
-        return (
-            DeviceLoader(data.train_images, data.train_labels, train=True, **common),
-            DeviceLoader(data.test_images, data.test_labels, train=False, **common),
-        )
+        return device_loader(data, config, device, train=True), device_loader(data, config, device, train=False)
     from helpers.augment import test_transform, train_transform  # albumentations: seconds to import, only here
 
     workers = config.num_workers
