@@ -20,7 +20,8 @@ from pathlib import Path
 
 from helpers import UserError
 from helpers.cli import OneLineParser, add_config_flags, given_settings, run_command
-from helpers.config import PIPELINES, SMOKE, TrainConfig, smoke
+from helpers.config import PIPELINES, SMOKE, TEST_IMAGES, TRAIN_IMAGES, TrainConfig, smoke
+from helpers.recipe import BATCH_SIZE, EPOCHS
 
 MODEL_ONLY = "model only"
 # The settings of helpers.train that a benchmark takes.
@@ -69,18 +70,14 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_on
 
 def estimate(config: TrainConfig, device, data) -> str:
     """How long `config` will take on `device`, from a few measured steps, and the full recipe there."""
-    from helpers.config import TEST_IMAGES, TRAIN_IMAGES
-    from helpers.recipe import BATCH_SIZE, EPOCHS
-
     batches = math.ceil(len(data.train_labels) / config.batch_size)  # one epoch's: measure stays within it
     warmup = min(5, batches // 3)
     steps = min(10, batches - warmup)
     figures = measure(config, data, device, steps=steps, warmup=warmup)
-    train_rate, eval_rate = figures["train_images_per_s"], figures["eval_images_per_s"]
-    epoch = len(data.train_labels) / train_rate + len(data.test_labels) / eval_rate
-    text = f"about {duration(config.epochs * epoch)} for {config.epochs} epoch(s) here, measured over {steps} steps; "
+    total = duration(config.epochs * figures["epoch_seconds_estimate"])
+    text = f"about {total} for {config.epochs} epoch(s) here, measured over {steps} steps; "
     if config.batch_size == BATCH_SIZE:  # the rate holds for the recipe too
-        recipe = EPOCHS * (TRAIN_IMAGES / train_rate + TEST_IMAGES / eval_rate)
+        recipe = EPOCHS * (TRAIN_IMAGES / figures["train_images_per_s"] + TEST_IMAGES / figures["eval_images_per_s"])
         text += f"the full recipe (100 epochs of 50,000 images) would take about {duration(recipe)} here: "
     else:
         text += "the full recipe: "
@@ -88,13 +85,11 @@ def estimate(config: TrainConfig, device, data) -> str:
 
 
 def duration(seconds: float) -> str:
-    return (
-        f"{seconds:.0f} s"
-        if seconds < 90
-        else f"{seconds / 60:.1f} min"
-        if seconds < 5400
-        else f"{seconds / 3600:.1f} h"
-    )
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def medians(runs: list[dict]) -> dict:
