@@ -217,29 +217,35 @@ def field_box(rows, cols=None, **style):
     return Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False, **style)
 
 
-def receptive_field_boxes(image, boxes: dict, scale=8):
-    from matplotlib.patches import Patch
+def _image_on_padding(ax, image, rows, cols, scale):
+    """Draw `image` enlarged `scale` times on a grey frame, the zero padding, wide enough for the field
+    rows x cols ((first, last) pixel along y and along x), hatched where that field lies on the padding.
+    Returns the image's extent."""
+    size = image.shape[0]
+    ax.set_facecolor("0.85")
+    # The hatched box lies under the image, so its hatching shows only where the field is padding.
+    ax.add_patch(field_box(rows, cols, edgecolor="red", hatch="//", alpha=0.5, zorder=1))
+    extent = (-0.5, size - 0.5, size - 0.5, -0.5)
+    ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=extent, zorder=2)
+    margin = max(0.0, -rows[0], -cols[0], rows[1] - (size - 1), cols[1] - (size - 1)) + 1
+    ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
+    return extent
 
+
+def receptive_field_boxes(image, boxes: dict, scale=8):
     """An image upscaled `scale` times with, per title, the theoretical field of a centre unit as a box.
 
     boxes: {title: (first, last) pixel along each axis}; the part outside the image is padding, drawn
     on a grey frame around it and hatched.
     """
+    from matplotlib.patches import Patch
+
     size = image.shape[0]
     fig, axes = plt.subplots(1, len(boxes), figsize=(3.6 * len(boxes), 3.8), squeeze=False)
     for ax, (title, (first, last)) in zip(axes[0], boxes.items(), strict=True):
-        margin = max(0.0, -first, last - (size - 1)) + 1
-        ax.set_facecolor("0.85")  # around the image: the padding
-        # The hatched box lies under the image, so its hatching shows only where the field is padding.
-        ax.add_patch(field_box((first, last), edgecolor="red", hatch="//", linewidth=1, alpha=0.5, zorder=1))
-        ax.imshow(
-            np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)),
-            extent=(-0.5, size - 0.5, size - 0.5, -0.5),
-            zorder=2,
-        )
+        _image_on_padding(ax, image, (first, last), (first, last), scale)
         low, high = max(first, 0), min(last, size - 1)
         ax.add_patch(field_box((low, high), edgecolor="red", linewidth=2, zorder=3))
-        ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
         ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
     legend = [
         Patch(fill=False, edgecolor="red", linewidth=2, label="the field on the image"),
@@ -254,17 +260,10 @@ def unit_field_view(image, box, heatmap, title, scale=8):
     """One unit on one image: the image enlarged `scale` times, the unit's effective field on it (its
     input gradient, divided by its maximum) and its theoretical field, box = ((first, last) along y,
     (first, last) along x), hatched where it lies on the zero padding (grey)."""
-    (top, bottom), (left, right) = box
-    size = image.shape[0]
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    ax.set_facecolor("0.85")
-    ax.add_patch(field_box(*box, edgecolor="red", hatch="//", alpha=0.5, zorder=1))  # shows on padding only
-    extent = (-0.5, size - 0.5, size - 0.5, -0.5)
-    ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)), extent=extent, zorder=2)
+    extent = _image_on_padding(ax, image, *box, scale)
     shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", alpha=0.6, vmin=0, vmax=1, extent=extent, zorder=3)
     ax.add_patch(field_box(*box, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
-    margin = max(0.0, -top, -left, bottom - (size - 1), right - (size - 1)) + 1
-    ax.set_xlim(-margin - 0.5, size - 0.5 + margin), ax.set_ylim(size - 0.5 + margin, -margin - 0.5)
     ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower right")
     fig.colorbar(shown, ax=ax, fraction=0.046, label="|input gradient| (max = 1)")
     fig.tight_layout()
@@ -307,9 +306,8 @@ def effective_field_maps(panels: list[dict], columns=2):
                     label=f"{fraction:.0%} of the gradient: r = {radius:.1f} px",
                 )
             )
-            circle.set_clip_path(
-                field_box((0, height - 1), (0, width - 1), transform=ax.transData)
-            )  # on the image, as the gradient
+            # Clipped to the image, where the gradient is.
+            circle.set_clip_path(field_box((0, height - 1), (0, width - 1), transform=ax.transData))
         ax.set_xlim(low, high), ax.set_ylim(high, low)
         ax.set_title(panel["title"], fontsize=10), ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
         fig.colorbar(shown, ax=ax, fraction=0.046, label="mean |gradient| (max = 1)")
