@@ -157,7 +157,8 @@ def load_history(path) -> dict:
     path = _inside(path, HISTORY)
     try:
         history = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    # ValueError: JSONDecodeError, or an integer past Python's 4,300-digit limit for reading one.
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise UserError(
             f"cannot read history {path} ({type(error).__name__}): pass a history.json written by helpers.train"
         ) from None

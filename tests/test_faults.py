@@ -125,6 +125,11 @@ def test_a_history_nested_too_deeply_is_one_line(tmp_path):
     assert "RecursionError" in one_line(invoke("helpers.summary", str(tmp_path)))
 
 
+def test_a_history_with_a_number_too_long_to_read_is_one_line(tmp_path):
+    (tmp_path / "history.json").write_text('{"meta": {"seed": ' + "1" * 5000 + "}}")  # past Python's 4,300 digits
+    assert "cannot read history" in one_line(invoke("helpers.summary", str(tmp_path)))
+
+
 def test_summary_names_every_run_apart(tmp_path, monkeypatch):
     assert run_names(["runs/a", "other/b/"]) == ["a", "b"]
     assert run_names(["a/run", "b/run"]) == ["a/run", "b/run"]  # the same folder name twice: the paths
