@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from helpers import UserError
-from helpers.config import TrainConfig
+from helpers.config import TrainConfig, finite_number
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
@@ -54,16 +54,6 @@ def _not_from_train(path, what, problem) -> UserError:
     )
 
 
-def _finite_number(value) -> bool:
-    """A finite int or float (not a bool), including ints too large for a float (which are not finite)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def check_epochs(epochs, path, what):
     """A list of epoch records 1, 2, ..., each with its numbers finite and in EPOCH_RANGES."""
     if not isinstance(epochs, list):
@@ -73,7 +63,7 @@ def check_epochs(epochs, path, what):
             raise _not_from_train(path, what, f"epoch record {number} is missing or out of order")
         for name, (low, high) in EPOCH_RANGES.items():
             value = record.get(name)
-            if not (_finite_number(value) and low <= value <= high):
+            if not (finite_number(value) and low <= value <= high):
                 raise _not_from_train(path, what, f"epoch {number} has {name}={value!r}")
 
 

@@ -65,14 +65,10 @@ class TrainConfig:
                 raise UserError(
                     f"{flag(spec.name)} must be {' or '.join(k.__name__ for k in kinds)}, got {shown(value)}"
                 )
-        try:  # an int too large for a float is not finite
-            finite_lr = math.isfinite(self.max_lr)
-        except OverflowError:
-            finite_lr = False
         checks = [
             ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"from 1 to {MAX_EPOCHS}"),
             ("batch_size", 1 <= self.batch_size <= TRAIN_IMAGES, f"from 1 to {TRAIN_IMAGES}"),
-            ("max_lr", finite_lr and self.max_lr > 0, "positive and finite"),
+            ("max_lr", finite_number(self.max_lr) and self.max_lr > 0, "positive and finite"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("seed", 0 <= self.seed <= MAX_SEED, "from 0 to 2**63-1"),
             ("subset", self.subset is None or 10 <= self.subset <= TRAIN_IMAGES, f"from 10 to {TRAIN_IMAGES}"),
@@ -107,6 +103,16 @@ class TrainConfig:
             values.setdefault("precision", "bf16" if values.pop("amp") else "fp32")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known}).validate()
+
+
+def finite_number(value) -> bool:
+    """A finite int or float (not a bool); an int too large for a float is not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def shown(value) -> str:
