@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from helpers.plots import unit_field_view
-from helpers.receptive_field import effective_receptive_field, receptive_field_table, unit_field
+from helpers.receptive_field import effective_receptive_field, layer_row, receptive_field_table, unit_field
 
 
 def nearest_unit(row: dict, pixel: float) -> int:
@@ -19,7 +19,7 @@ def unit_view(model, inputs: torch.Tensor, images: np.ndarray, layer: str, y: fl
 
     inputs: the network's inputs for `images` (analysis.model_input). The effective field is the
     unit's input gradient on that one image, summed over the layer's channels."""
-    row = next(row for row in receptive_field_table(model, tuple(inputs.shape[1:])) if row["module"] == layer)
+    row = layer_row(model, layer, tuple(inputs.shape[1:]))
     unit = nearest_unit(row, y), nearest_unit(row, x)
     heatmap = effective_receptive_field(model, inputs[index : index + 1], layer, unit=unit)
     box = (unit_field(row, unit[0]), unit_field(row, unit[1]))

@@ -95,6 +95,11 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
     return rows
 
 
+def layer_row(model: nn.Module, layer: str, input_size) -> dict:
+    """The receptive_field_table row of the layer named `layer` (a name from model.named_modules())."""
+    return next(row for row in receptive_field_table(model, input_size) if row["module"] == layer)
+
+
 def centre_unit(row: dict) -> int:
     """Index (along each axis) of the centre unit of a row's output: the upper-left one of the middle four when even."""
     return (row["n_out"] - 1) // 2
@@ -214,7 +219,7 @@ def support_outside(heatmap: np.ndarray, field: tuple[float, float]) -> float:
 def effective_field(model: nn.Module, inputs: torch.Tensor, layer: str, channels=None) -> dict:
     """The effective field of `layer`'s centre unit beside its theoretical one, for `effective_field_maps`:
     {"heatmap", "field": (first, last) pixel, "centre": (y, x), "radii": {0.5: r, 0.95: r}}."""
-    row = next(row for row in receptive_field_table(model, tuple(inputs.shape[1:])) if row["module"] == layer)
+    row = layer_row(model, layer, tuple(inputs.shape[1:]))
     heatmap = effective_receptive_field(model, inputs, layer, channels)
     first, last = unit_field(row)
     centre = ((first + last) / 2,) * 2
