@@ -61,10 +61,11 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_on
     started = time.perf_counter()
     trainer.evaluate(test_loader)
     eval_seconds = time.perf_counter() - started
+    train_rate = steps * config.batch_size / train_seconds
     return {
-        "train_images_per_s": steps * config.batch_size / train_seconds,
+        "train_images_per_s": train_rate,
         "eval_images_per_s": len(data.test_labels) / eval_seconds,
-        "epoch_seconds_estimate": len(data.train_labels) / (steps * config.batch_size / train_seconds) + eval_seconds,
+        "epoch_seconds_estimate": len(data.train_labels) / train_rate + eval_seconds,
     }
 
 
