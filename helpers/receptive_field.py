@@ -185,12 +185,12 @@ def effective_receptive_field(
             model(batch)
             output = captured[0]
             y, x = unit if unit is not None else ((output.shape[-2] - 1) // 2, (output.shape[-1] - 1) // 2)
-            centre = output[:, :, y, x]
+            unit_output = output[:, :, y, x]
             if channels is None:
-                chosen = centre.sum()
+                chosen = unit_output.sum()
             else:
                 picked = torch.as_tensor(channels[first : first + batch_size]).view(-1, 1)
-                chosen = centre.gather(1, picked).sum()
+                chosen = unit_output.gather(1, picked).sum()
             (gradient,) = torch.autograd.grad(chosen, batch)
             total += gradient.abs().sum(dim=(0, 1)).double()
     finally:
