@@ -1,16 +1,52 @@
-"""A saved model on the test set: predictions, confusion matrix, per-class accuracy, where it looks (Grad-CAM)."""
+"""What a trained run shows: its milestones (best and last accuracy, the first epochs at 85% and at the
+published 85.9%), and its saved model on the test set: predictions, confusion matrix, per-class accuracy,
+and where it looks (Grad-CAM)."""
 
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-from helpers.checkpoint import load_checkpoint, restore_model
-from helpers.config import TrainConfig
-from helpers.engine import Trainer
-from helpers.loaders import device_loader
+from helpers.config import ACCURACY, NUM_CLASSES, settle
+from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, restore_model
+from helpers.machinery.trainer import Trainer
 from helpers.model import Net
-from helpers.recipe import NUM_CLASSES
+from helpers.pipelines import device_loader
+
+
+def first_epoch_at(epochs: list[dict], accuracy: float):
+    """The first epoch whose test accuracy is at least `accuracy`, or None."""
+    return next((r["epoch"] for r in epochs if r["test_acc"] >= accuracy), None)
+
+
+def run_summary(history: dict) -> dict:
+    """Best and last test accuracy, first epochs at 85% and 85.9%, and timing of a history (as fit returns
+    it, or machinery.checkpoint.load_history reads it)."""
+    epochs = history["epochs"]
+    best = max(epochs, key=lambda r: r["test_acc"])
+    seconds = sum(r["seconds"] for r in epochs)
+    return {
+        "epochs": len(epochs),
+        "best_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "last_acc": epochs[-1]["test_acc"],
+        "last_epoch": epochs[-1]["epoch"],
+        "first_epoch_85": first_epoch_at(epochs, 0.85),
+        "first_epoch_published": first_epoch_at(epochs, ACCURACY),
+        "seconds_per_epoch": seconds / len(epochs),
+        "seconds_total": seconds,
+        "device": history["meta"]["device"],
+        "precision": history["config"]["precision"],
+    }
+
+
+def summary_line(history: dict) -> str:
+    """One sentence: best and last test accuracy, and their epochs."""
+    s = run_summary(history)
+    return (
+        f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
+        f"last {s['last_acc']:.2%} (epoch {s['last_epoch']}), in {s['precision']}"
+    )
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -22,10 +58,15 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
     return matrix.diagonal() / matrix.sum(axis=1)
 
 
-def trained_model(checkpoint_file) -> Net:
-    """The Net saved in a checkpoint (or run folder), on the CPU in float32, in eval mode."""
+def _loaded(checkpoint) -> Checkpoint:
+    return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+
+
+def trained_model(checkpoint) -> Net:
+    """The Net saved in a checkpoint (a run folder, checkpoint.pt, or load_checkpoint's result), on the
+    CPU in float32, in eval mode."""
     model = Net()
-    restore_model(model, load_checkpoint(checkpoint_file))
+    restore_model(model, _loaded(checkpoint))
     return model.eval()
 
 
@@ -48,16 +89,13 @@ def grad_cam(model: Net, inputs: torch.Tensor, targets, layer="block4.4") -> np.
     )
 
 
-def predict_test_set(checkpoint_file, data, device="cpu", precision=None) -> np.ndarray:
-    """The labels a saved model predicts for data's test images, in the precision it was trained in
-    (its config's) unless `precision` ('bf16', 'fp16' or 'fp32') says otherwise."""
-    checkpoint = load_checkpoint(checkpoint_file)
-    config = TrainConfig.from_dict(checkpoint["config"])
-    if precision is not None:
-        config = replace(config, precision=precision).validate()
+def predict_test_set(checkpoint, data, device="cpu", precision=None) -> np.ndarray:
+    """The labels a saved model (as for trained_model) predicts for data's test images, in the precision it
+    was trained in (its config's) unless `precision` ('bf16', 'fp16' or 'fp32') says otherwise."""
+    checkpoint = _loaded(checkpoint)
+    config = checkpoint.config
+    run = settle(replace(config, device=str(device), precision=precision or config.precision))
     model = Net()
     restore_model(model, checkpoint)
-    device = torch.device(device)
-    test_loader = device_loader(data, config, device, train=False)
-    log_probs, _ = Trainer(model, device, config).predict(test_loader)
+    log_probs, _ = Trainer(model, run).predict(device_loader(data, run, train=False))
     return log_probs.argmax(1).numpy()

@@ -1,14 +1,15 @@
-"""The published augmentation recipe on albumentations 2.x, and `show_images` to look at transforms."""
+"""The published augmentation recipe on albumentations 2.x, and the transforms notebook 2 shows one by one
+(with `plots.show_images`)."""
 
 import copy
 
 import albumentations as A
 import cv2
-import matplotlib.pyplot as plt
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-from helpers.recipe import CUTOUT_SIZE, ROTATE, SCALE, SHIFT, P, mean_fill
+from helpers.config import AUGMENT_P, CUTOUT_SIZE, ROTATE, SCALE, SHIFT, mean_fill
+from helpers.pipelines import augment_images
 
 
 def augmentations(mean) -> list:
@@ -17,23 +18,23 @@ def augmentations(mean) -> list:
     # reflected at the border (BORDER_REFLECT_101). 2.x changed both defaults, so we spell them out;
     # 2.x also truncates the shift to whole pixels (-1, 0, +1 at 32 px).
     return [
-        A.HorizontalFlip(p=P),
+        A.HorizontalFlip(p=AUGMENT_P),
         A.Affine(
             translate_percent=(-SHIFT, SHIFT),
             scale=SCALE,
             keep_ratio=True,
             rotate=ROTATE,
             border_mode=cv2.BORDER_REFLECT_101,
-            p=P,
+            p=AUGMENT_P,
         ),
         A.CoarseDropout(
             num_holes_range=(1, 1),
             hole_height_range=(CUTOUT_SIZE, CUTOUT_SIZE),
             hole_width_range=(CUTOUT_SIZE, CUTOUT_SIZE),
             fill=mean_fill(mean),
-            p=P,
+            p=AUGMENT_P,
         ),
-        A.ToGray(p=P),
+        A.ToGray(p=AUGMENT_P),
     ]
 
 
@@ -78,26 +79,17 @@ def demo_transforms(mean) -> dict:
     }
 
 
-def show_images(transforms: dict, images: np.ndarray, seed: int = 0):
-    """A figure with one row per sample image and one column per (title, transform); None = original."""
-    rows, cols = len(images), len(transforms)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
-    for col, (title, transform) in enumerate(transforms.items()):
-        if transform is not None:
-            transform = A.Compose([transform], seed=seed)
-        for row, image in enumerate(images):
-            shown = image if transform is None else transform(image=image)["image"]
-            axes[row, col].imshow(shown)
-            axes[row, col].axis("off")
-        axes[0, col].set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+def transformed(transform, images: np.ndarray, seed: int = 0) -> list:
+    """Each uint8 HWC image through an albumentations `transform` (None: unchanged), its draws seeded by `seed`."""
+    if transform is None:
+        return list(images)
+    pipeline = A.Compose([transform], seed=seed)
+    return [pipeline(image=image)["image"] for image in images]
 
 
 def pipeline_draws(images: np.ndarray, mean, draws=3) -> dict:
     """`draws` augmentations of each uint8 HWC image by each training pipeline, seeded 0, 1, ...:
     {"albumentations": [images, ...], "fast": [images, ...]}, for `plots.draws_grid`."""
-    from helpers.fast_augment import augment_images
 
     def albumentations_draw(seed):
         pipeline = A.Compose(augmentations(mean), seed=seed)

@@ -1,13 +1,50 @@
-"""Every setting of a training run in one place, with the published recipe as the defaults."""
+"""What a run is: the published recipe's numbers, every setting of a training run with the recipe as its
+defaults, the presets for shorter runs, and `settle`, which checks a configuration once and resolves it for the
+hardware it runs on."""
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import get_args
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, NamedTuple, get_args
 
-from helpers import UserError, recipe
+from helpers import UserError
 
-PIPELINES = ("albumentations", "fast")  # what "auto" settles to, by device (helpers.device.settle)
+if TYPE_CHECKING:
+    import torch
+
+# Training: SGD with momentum and a one-cycle learning rate stepped after every batch.
+EPOCHS = 100
+BATCH_SIZE = 64
+MAX_LR = 0.017
+MOMENTUM = 0.9
+
+# The network.
+NUM_CLASSES = 10
+DROPOUT = 0.03
+
+# Augmentation of the training images, in this order, each applied with probability AUGMENT_P.
+AUGMENT_P = 0.5
+SHIFT = 0.0625  # ShiftScaleRotate's default shift, a fraction of the image side
+SCALE = (0.9, 1.1)
+ROTATE = (-45.0, 45.0)
+CUTOUT_SIZE = 16  # CoarseDropout: one square hole of this side
+
+# The published result: 85.9% test accuracy within 100 epochs, first reached at epoch 91 (best 86.09%).
+ACCURACY = 0.859
+FIRST_EPOCH = 91
+
+
+def mean_fill(mean) -> tuple[int, ...]:
+    """The cutout fill: the dataset mean in the uint8 image's own scale.
+
+    The published fill_value=0.473 was meant as the mean in [0, 1], but the images are uint8,
+    so it filled with 0 (black). Filling with the mean makes a hole normalise to about zero.
+    """
+    return tuple(int(round(m * 255)) for m in mean)
+
+
+# Settings.
+PIPELINES = ("albumentations", "fast")  # what "auto" settles to, by device (settle)
 PRECISIONS = ("bf16", "fp16", "fp32")
 # Settings that change how a run executes, not what it computes: a resumed run may change them.
 RUNTIME_FIELDS = {"device", "data_root", "out", "num_workers", "compile", "progress"}
@@ -17,16 +54,16 @@ MAX_WORKERS = 256
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
 
 
-def setting(default, help):
-    return field(default=default, metadata={"help": help})
+def setting(default, description):
+    return field(default=default, metadata={"help": description})
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(recipe.EPOCHS, "epochs to train (published: 100)")
-    batch_size: int = setting(recipe.BATCH_SIZE, "images per step (published: 64)")
-    max_lr: float = setting(recipe.MAX_LR, "OneCycleLR peak learning rate, stepped per batch (published: 0.017)")
-    momentum: float = setting(recipe.MOMENTUM, "SGD momentum (published: 0.9)")
+    epochs: int = setting(EPOCHS, "epochs to train (published: 100)")
+    batch_size: int = setting(BATCH_SIZE, "images per step (published: 64)")
+    max_lr: float = setting(MAX_LR, "OneCycleLR peak learning rate, stepped per batch (published: 0.017)")
+    momentum: float = setting(MOMENTUM, "SGD momentum (published: 0.9)")
     seed: int = setting(1, "one seed for python, numpy, torch and the augmentations (0 to 2**63-1)")
     pipeline: str = setting(
         "auto",
@@ -63,7 +100,7 @@ class TrainConfig:
             accepted = kinds + ((int,) if float in kinds else ())
             if wrong_bool or not isinstance(value, accepted):
                 raise UserError(
-                    f"{flag(spec.name)} must be {' or '.join(k.__name__ for k in kinds)}, got {shown(value)}"
+                    f"{flag(spec.name)} must be {' or '.join(k.__name__ for k in kinds)}, got {for_message(value)}"
                 )
         checks = [
             ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"from 1 to {MAX_EPOCHS}"),
@@ -88,12 +125,8 @@ class TrainConfig:
         ]
         for name, ok, allowed in checks:
             if not ok:
-                raise UserError(f"{flag(name)} must be {allowed}, got {shown(getattr(self, name))}")
+                raise UserError(f"{flag(name)} must be {allowed}, got {for_message(getattr(self, name))}")
         return self
-
-    def experiment(self) -> dict:
-        """The settings that determine the results (everything but RUNTIME_FIELDS)."""
-        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -103,6 +136,11 @@ class TrainConfig:
             values.setdefault("precision", "bf16" if values.pop("amp") else "fp32")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known}).validate()
+
+
+def results_settings(settings: dict) -> dict:
+    """The settings that determine a run's results: all of a TrainConfig's (as a dict) but RUNTIME_FIELDS."""
+    return {k: v for k, v in settings.items() if k not in RUNTIME_FIELDS}
 
 
 def finite_number(value) -> bool:
@@ -115,7 +153,7 @@ def finite_number(value) -> bool:
         return False
 
 
-def shown(value) -> str:
+def for_message(value) -> str:
     """A value for an error message; a huge number by its size (Python will not print one of 4,300+ digits)."""
     if isinstance(value, int) and abs(value) >= 10**20:
         return f"a {len(str(abs(value))) if abs(value) < 10**4000 else 'more than 4000'}-digit number"
@@ -126,17 +164,64 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# The one small-run preset: one short epoch that shows the mechanics in seconds, not the accuracy
-# (500 images are too few to beat chance reliably; the tests that check learning give it 2,000).
-# Used by --smoke, bench --dry-run, notebook 4 (SMOKE=1), scripts/gpu_reproduce.sh (TINY=1) and the tests.
-SMOKE = dict(epochs=1, subset=500, test_subset=200, batch_size=16, max_lr=0.05)
+# Presets: shorter runs, applied by `with_preset` alone.
+PRESETS = {
+    "recipe": {},
+    # What notebook 4 trains where there is no GPU: a few minutes on a 2-core CPU, where the recipe takes hours.
+    "preview": dict(epochs=5, subset=5000, test_subset=2000),
+    # One short epoch that shows the mechanics in seconds, not the accuracy (500 images are too few to beat
+    # chance reliably; the tests that check learning give it 2,000). Used by --smoke, bench --dry-run,
+    # notebook 4 (SMOKE=1), scripts/gpu_reproduce.sh (TINY=1) and the tests.
+    "smoke": dict(epochs=1, subset=500, test_subset=200, batch_size=16, max_lr=0.05),
+}
+SMOKE, PREVIEW = PRESETS["smoke"], PRESETS["preview"]
+RUNS = ("auto", *PRESETS)  # notebook 4's RUN: 'auto' is the recipe on a GPU, the preview on a CPU
 
 
-# What notebook 4 trains where there is no GPU: a few minutes on a 2-core CPU, where the recipe takes hours.
-PREVIEW = dict(epochs=5, subset=5000, test_subset=2000)
-RUNS = ("auto", "recipe", "preview", "smoke")
+def with_preset(config: TrainConfig, name: str) -> TrainConfig:
+    """`config` with the settings of preset `name` (PRESETS) in place of its own."""
+    return replace(config, **PRESETS[name])
 
 
-def smoke(config: TrainConfig) -> TrainConfig:
-    """`config` shrunk to the SMOKE preset."""
-    return replace(config, **SMOKE)
+class Settled(NamedTuple):
+    """A configuration checked once and resolved for its hardware (`settle` makes it): what training, the
+    pipelines and the Trainer take, and check nothing again."""
+
+    config: TrainConfig  # valid, with pipeline and precision resolved (never 'auto')
+    device: "torch.device"
+
+
+def settle(config: TrainConfig) -> Settled:
+    """The one place a run's settings are checked and fixed for the hardware: `config` validated, with its
+    'auto' device, pipeline and precision resolved (fast pipeline on CUDA; bf16 where the hardware has it)."""
+    config.validate()  # before torch is imported: a bad flag is reported at once
+    from helpers.machinery.hardware import auto_precision, resolve_device
+
+    device = resolve_device(config.device)
+    pipeline = config.pipeline
+    if pipeline == "auto":  # on a GPU, per-image CPU augmentation would keep it waiting
+        pipeline = "fast" if device.type == "cuda" else "albumentations"
+    precision = auto_precision(device) if config.precision == "auto" else config.precision
+    return Settled(replace(config, pipeline=pipeline, precision=precision), device)
+
+
+def sized_for(run: Settled, choice="auto") -> Settled:
+    """`run` sized by notebook 4's RUN: a preset name, or 'auto': the recipe on a GPU and the preview on a
+    CPU, where the recipe takes hours."""
+    if choice not in RUNS:
+        raise UserError(f"RUN must be one of {', '.join(RUNS)}, got {choice!r}")
+    if choice == "auto":
+        choice = "recipe" if run.device.type == "cuda" else "preview"
+    return Settled(with_preset(run.config, choice), run.device)
+
+
+def describe(run: Settled) -> str:
+    """What a settled run will do, in one line."""
+    from helpers.machinery.hardware import device_name
+
+    config = run.config
+    images = f"{config.subset:,}" if config.subset else "50,000"
+    return (
+        f"training on {device_name(run.device)}: {config.epochs} epoch(s) of {images} images, "
+        f"{config.pipeline} pipeline, {config.precision}"
+    )

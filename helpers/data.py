@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
-from helpers import UserError
+from helpers import PROJECT_ROOT, UserError
 
 DATA_ROOT_ENV = "CIFAR10_ROOT"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The project's own data/, whatever the working directory (the notebooks run in notebooks/);
 # ./data for a copy of the package installed outside its checkout.
 DEFAULT_DATA_ROOT = PROJECT_ROOT / "data" if (PROJECT_ROOT / "pyproject.toml").exists() else Path("data")

@@ -3,8 +3,8 @@
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.cpu_dropout import Dropout
-from helpers.recipe import DROPOUT, NUM_CLASSES
+from helpers.config import DROPOUT, NUM_CLASSES
+from helpers.machinery.cpu_dropout import Dropout
 
 
 def bn_relu(channels, dropout=True):

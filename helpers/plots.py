@@ -7,12 +7,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers import recipe
+from helpers import PROJECT_ROOT
+from helpers.config import ACCURACY
 
 # Where `save_figure` writes: $FIGURES_DIR, else the project's runs/figures/ (ignored by git). `make
 # notebooks` sets img/, the figures the README shows; a learner's run or a test leaves those alone.
 FIGURES_ENV = "FIGURES_DIR"
-DEFAULT_FIGURES = Path(__file__).resolve().parents[1] / "runs" / "figures"
+DEFAULT_FIGURES = PROJECT_ROOT / "runs" / "figures"
 
 
 def save_figure(fig, name: str):
@@ -47,6 +48,22 @@ def class_counts(labels, classes, title):
     fig, ax = plt.subplots(figsize=(7, 2.5))
     ax.bar(classes, np.bincount(labels, minlength=len(classes)))
     ax.set_title(title), ax.set_ylabel("images"), ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def show_images(transforms: dict, images, seed: int = 0):
+    """A figure with one row per sample image and one column per (title, albumentations transform; None = the
+    original), each column's draws seeded by `seed`."""
+    from helpers.augment import transformed  # albumentations: seconds to import, only for this figure
+
+    rows, cols = len(images), len(transforms)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
+    for col, (title, transform) in enumerate(transforms.items()):
+        for row, shown in enumerate(transformed(transform, images, seed)):
+            axes[row, col].imshow(shown)
+            axes[row, col].axis("off")
+        axes[0, col].set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -120,9 +137,7 @@ def training_curves(history: dict, title=""):
     loss.set_xlabel("epoch"), loss.set_ylabel("NLL loss"), loss.legend(), loss.set_title("loss")
     accuracy.plot(x, [100 * r["train_acc"] for r in epochs], label="train (augmented)")
     accuracy.plot(x, [100 * r["test_acc"] for r in epochs], label="test")
-    accuracy.axhline(
-        100 * recipe.ACCURACY, color="grey", linestyle="--", linewidth=1, label=f"published {recipe.ACCURACY:.1%}"
-    )
+    accuracy.axhline(100 * ACCURACY, color="grey", linestyle="--", linewidth=1, label=f"published {ACCURACY:.1%}")
     accuracy.set_xlabel("epoch"), accuracy.set_ylabel("accuracy (%)"), accuracy.legend(), accuracy.set_title("accuracy")
     fig.suptitle(title)
     fig.tight_layout()
@@ -130,7 +145,7 @@ def training_curves(history: dict, title=""):
 
 
 def schedule_plot(schedule: dict, history=None):
-    """The one-cycle learning rate and momentum over every step (engine.one_cycle); with a run's
+    """The one-cycle learning rate and momentum over every step (schedule.one_cycle); with a run's
     history, the learning rate it recorded at the end of each epoch, on the same curve."""
     steps = np.arange(len(schedule["lr"]))
     epochs = len(steps) // schedule["steps_per_epoch"]
@@ -154,7 +169,7 @@ def schedule_plot(schedule: dict, history=None):
 
 
 def lr_range_plot(test: dict, chosen: float):
-    """The smoothed loss of an LR range test (engine.lr_range_test) against the learning rate, with its
+    """The smoothed loss of an LR range test (schedule.lr_range_test) against the learning rate, with its
     suggestion and the learning rate chosen, and where the test ran."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
     ax.plot(test["lr"], test["loss"], label=f"training loss, smoothed ({len(test['lr'])} steps)")
@@ -200,7 +215,7 @@ def receptive_field_growth(rows: list[dict], image_size=32):
     jump = field.twinx()
     jump.step(x, [row["j_out"] for row in rows], where="mid", color="tab:orange", label="jump j_out (pixels)")
     jump.set_ylabel("jump j_out"), field.set_ylabel("r_out (pixels)")
-    field.set_xticks(list(x), [row["layer"].split(" ")[0] for row in rows], rotation=60, ha="right")
+    field.set_xticks(list(x), [row["module"] for row in rows], rotation=60, ha="right")
     handles = [*field.get_legend_handles_labels()[0], *jump.get_legend_handles_labels()[0]]
     field.legend(handles=handles, loc="upper left", fontsize=8)
     field.set_title("How the receptive field grows through the network")

@@ -1,4 +1,5 @@
-"""Receptive fields: the table computed from a model, where a unit's field lies, and the effective field.
+"""Receptive fields: the table computed from a model, where a unit's field lies, the effective field, and
+notebook 3's explorer of both.
 
 For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1):
     n_out = floor((n_in + 2p - k_eff) / s) + 1
@@ -7,18 +8,23 @@ For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1)
     start_out = start_in + ((k_eff - 1) / 2 - p) * j_in   (centre of the first unit's field, in pixels)
 j is the effective stride: input pixels between neighbouring units; "wider" marks the layers whose
 field is wider than the input image.
+Each row's "label" names its layer for people (block2.8 (Conv2d)); `layer` arguments are module names
+(block2.8), as in model.named_modules() and the row's "module".
 The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input gradient actually lies.
 """
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
+from helpers.plots import unit_field_view
+
 GEOMETRY_LAYERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 FIELDS = (
-    "layer",
+    "label",
     "n_in",
     "n_out",
     "ch_in",
@@ -73,7 +79,7 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
         kernel, stride, padding, dilation = _geometry(module, n_in, n_out)
         effective = dilation * (kernel - 1) + 1
         row = dict(
-            layer=f"{name} ({type(module).__name__})",
+            label=f"{name} ({type(module).__name__})",
             n_in=n_in,
             n_out=n_out,
             ch_in=in_shape[1],
@@ -95,9 +101,9 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
     return rows
 
 
-def layer_row(model: nn.Module, layer: str, input_size) -> dict:
-    """The receptive_field_table row of the layer named `layer` (a name from model.named_modules())."""
-    return next(row for row in receptive_field_table(model, input_size) if row["module"] == layer)
+def layer_row(rows: list[dict], layer: str) -> dict:
+    """The row of the layer named `layer` (a name from model.named_modules()) in a receptive_field_table."""
+    return next(row for row in rows if row["module"] == layer)
 
 
 def centre_unit(row: dict) -> int:
@@ -117,12 +123,13 @@ def unit_field(row: dict, unit: int | None = None) -> tuple[float, float]:
 
 def to_markdown(rows: list[dict]) -> str:
     """The table as GitHub markdown."""
-    lines = ["| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
+    header = ["layer" if name == "label" else name for name in FIELDS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(FIELDS)]
     lines += ["| " + " | ".join(str(row[f]) for f in FIELDS) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def empirical_receptive_field(model: nn.Module, input_size=(3, 256, 256)) -> int:
+def measured_field_size(model: nn.Module, input_size=(3, 256, 256)) -> int:
     """Receptive field of the central output unit, measured without the formulas.
 
     In a copy of the network with every weight one, no bias and no nonlinearity (max pools become
@@ -133,7 +140,7 @@ def empirical_receptive_field(model: nn.Module, input_size=(3, 256, 256)) -> int
     """
     linear = _all_ones_linear_copy(model)
     ones = torch.ones(1, *input_size, dtype=torch.float64)
-    rows = np.flatnonzero(effective_receptive_field(linear, ones, str(len(linear) - 1)).sum(axis=1) > 0)
+    rows = np.flatnonzero(gradient_map(linear, ones, str(len(linear) - 1)).sum(axis=1) > 0)
     if rows[0] == 0 or rows[-1] == input_size[-2] - 1:
         raise ValueError(f"input {input_size} is too small: the receptive field reaches its border")
     return int(rows[-1] - rows[0] + 1)
@@ -163,7 +170,7 @@ def _all_ones_linear_copy(model: nn.Module) -> nn.Sequential:
     return nn.Sequential(*layers).requires_grad_(False)
 
 
-def effective_receptive_field(
+def gradient_map(
     model: nn.Module, images: torch.Tensor, layer: str, channels=None, batch_size=64, unit=None
 ) -> np.ndarray:
     """Mean absolute input gradient of one unit of `layer` (`unit` = (y, x); default the centre one),
@@ -219,8 +226,50 @@ def support_outside(heatmap: np.ndarray, field: tuple[float, float]) -> float:
 def effective_field(model: nn.Module, inputs: torch.Tensor, layer: str, channels=None) -> dict:
     """The effective field of `layer`'s centre unit beside its theoretical one, for `effective_field_maps`:
     {"heatmap", "field": (first, last) pixel, "centre": (y, x), "radii": {0.5: r, 0.95: r}}."""
-    row = layer_row(model, layer, tuple(inputs.shape[1:]))
-    heatmap = effective_receptive_field(model, inputs, layer, channels)
+    row = layer_row(receptive_field_table(model, tuple(inputs.shape[1:])), layer)
+    heatmap = gradient_map(model, inputs, layer, channels)
     first, last = unit_field(row)
     centre = ((first + last) / 2,) * 2
     return {"heatmap": heatmap, "field": (first, last), "centre": centre, "radii": mass_radii(heatmap, centre)}
+
+
+# Notebook 3's explorer: pick a layer, a place and a test image, and see the theoretical field of the unit
+# there beside its effective field on that image. `unit_view` draws one view (tested); `explorer` puts it
+# under ipywidgets controls, which Colab and JupyterLab render.
+
+
+def nearest_unit(row: dict, pixel: float) -> int:
+    """The unit of a layer (index along one axis) whose field is centred nearest `pixel`."""
+    return int(np.clip(round((pixel - row["start"]) / row["j_out"]), 0, row["n_out"] - 1))
+
+
+def unit_view(model, inputs: torch.Tensor, images: np.ndarray, layer: str, y: float, x: float, index: int):
+    """The figure for one choice: the unit of `layer` nearest pixel (y, x), on test image `index`.
+
+    inputs: the network's inputs for `images` (analysis.model_input). The effective field is the
+    unit's input gradient on that one image, summed over the layer's channels."""
+    row = layer_row(receptive_field_table(model, tuple(inputs.shape[1:])), layer)
+    unit = nearest_unit(row, y), nearest_unit(row, x)
+    heatmap = gradient_map(model, inputs[index : index + 1], layer, unit=unit)
+    box = (unit_field(row, unit[0]), unit_field(row, unit[1]))
+    return unit_field_view(images[index], box, heatmap, f"{row['label']}, unit {unit}: field {row['r_out']} px")
+
+
+def explorer(model, inputs: torch.Tensor, images: np.ndarray):
+    """unit_view under a layer menu and sliders for the place (y, x) and the image."""
+    from ipywidgets import Dropdown, IntSlider, interactive
+
+    layers = [row["module"] for row in receptive_field_table(model, tuple(inputs.shape[1:]))]
+    size = inputs.shape[-1]
+
+    def show(layer, y, x, image):
+        unit_view(model, inputs, images, layer, y, x, image)
+        plt.show()
+
+    return interactive(
+        show,
+        layer=Dropdown(options=layers, value="block2.8", description="layer"),
+        y=IntSlider(min=0, max=size - 1, value=size // 2, description="row (px)"),
+        x=IntSlider(min=0, max=size - 1, value=size // 2, description="column (px)"),
+        image=IntSlider(min=0, max=len(images) - 1, value=7, description="test image"),
+    )

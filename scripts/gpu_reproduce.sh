@@ -17,7 +17,7 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 if [ "${TINY:-0}" = 1 ]; then
-  device=cpu; bench="--dry-run"; recipe="--smoke"; seeds=1-2; tests="tests/test_precision.py"
+  device=cpu; bench="--dry-run"; recipe="--smoke"; seeds=1-2; tests="tests/machinery/test_hardware.py tests/machinery/test_trainer.py"
 else
   device=cuda; bench="--steps 700"; recipe="--epochs 100"; seeds=1-8; tests="tests"
 fi
@@ -30,12 +30,12 @@ step() { local name=$1 limit=$(($(left) - $2)); shift 2
   if [ "$limit" -le 0 ]; then echo "== $name: skipped, no time left" | tee -a "$log"; return; fi
   echo "== $name (at most $limit s)" | tee -a "$log"
   timeout "$limit" "$@" 2>&1 | tee -a "$log"; }
-step bench 420 python3 -m helpers.bench --device $device $bench --out "$out/bench.json"
+step bench 420 python3 -m helpers bench --device $device $bench --out "$out/bench.json"
 # The headline run alone on the device, so that its timing is clean.
-step recipe 240 python3 -m helpers.train --device $device --no-progress --overwrite $recipe --seed 1 --out runs/seed1-100ep
-step seeds 90 python3 -m helpers.seeds --seeds $seeds --out-dir runs/seeds --device $device $recipe --overwrite
-step tests 10 python3 -m pytest -q -x $tests
-SMOKE=1 step notebooks 5 python3 -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+step recipe 240 python3 -m helpers train --device $device --no-progress --overwrite $recipe --seed 1 --out runs/seed1-100ep
+step seeds 90 python3 -m helpers seeds --seeds $seeds --out-dir runs/seeds --device $device $recipe --overwrite
+step tests 10 python3 -m pytest -q -x -m "not notebooks" $tests
+step notebooks 5 python3 -m pytest -q -m notebooks -p no:cacheprovider tests/test_notebooks.py
 tar -cf "$out/runs.tar" runs/*/history.json runs/seeds/*/history.json runs/seed1-100ep/checkpoint.pt 2>/dev/null
-python3 -m helpers.summary runs/seed1-100ep runs/seeds/seed*/ 2>&1 | tee -a "$log"
+python3 -m helpers summary runs/seed1-100ep runs/seeds/seed*/ 2>&1 | tee -a "$log"
 echo "wall seconds: $(($(date +%s) - started))" | tee -a "$log"

@@ -1,6 +1,6 @@
-"""Running the commands in tests: in this process (`invoke`) or in a process of their own (`start`, `run`)."""
+"""Running the commands (`python -m helpers COMMAND`) in tests: in this process (`invoke`) or in a process of
+their own (`start`, `run`)."""
 
-import importlib
 import io
 import os
 import subprocess
@@ -8,26 +8,28 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from helpers.__main__ import main
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_RUN = ["--smoke", "--device", "cpu", "--no-progress"]
 
 
-def start(module, *args, data_root=None, preexec_fn=None, prelude=None):
-    """Start `python -m module args`; `prelude`: Python code that runs first in that process."""
+def start(command, *args, data_root=None, preexec_fn=None, prelude=None):
+    """Start `python -m helpers command args`; `prelude`: Python code that runs first in that process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if data_root is not None:
         env["CIFAR10_ROOT"] = str(data_root)
-    command = [sys.executable, "-m", module, *args]
+    line = [sys.executable, "-m", "helpers", command, *args]
     if prelude is not None:
-        launch = f"import runpy, sys\nsys.argv = {[module, *args]!r}\nrunpy.run_module({module!r}, run_name='__main__')"
-        command = [sys.executable, "-c", prelude + "\n" + launch]
+        launch = f"import runpy, sys\nsys.argv = {['helpers', command, *args]!r}\nrunpy.run_module('helpers', run_name='__main__')"
+        line = [sys.executable, "-c", prelude + "\n" + launch]
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn
+        line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn
     )
 
 
-def run(module, *args, data_root=None, preexec_fn=None):
-    process = start(module, *args, data_root=data_root, preexec_fn=preexec_fn)
+def run(command, *args, data_root=None, preexec_fn=None):
+    process = start(command, *args, data_root=data_root, preexec_fn=preexec_fn)
     try:
         stdout, stderr = process.communicate(timeout=300)
     finally:
@@ -36,15 +38,15 @@ def run(module, *args, data_root=None, preexec_fn=None):
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def invoke(module, *args):
-    """`python -m module args`, run as its `main(args)` in this process, with its output captured."""
+def invoke(command, *args):
+    """`python -m helpers command args`, run as `helpers.__main__.main` in this process, its output captured."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
         try:
-            status = importlib.import_module(module).main(list(args))
+            status = main([command, *args])
         except SystemExit as exit:  # argparse: --help, or a malformed flag
             status = exit.code
-    return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess([command, *args], status, stdout.getvalue(), stderr.getvalue())
 
 
 def one_line(result, status=2) -> str:

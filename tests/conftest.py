@@ -1,9 +1,13 @@
+import shutil
 from dataclasses import replace
 
 import pytest
 
 from helpers import UserError
+from helpers.config import PIPELINES, SMOKE, TrainConfig, settle, with_preset
 from helpers.data import load_cifar10, resolve_data_root
+from helpers.training import fit
+from runs import TWO_EPOCHS, train
 
 
 @pytest.fixture(scope="session")
@@ -31,22 +35,38 @@ def small_cifar(data_root):
 @pytest.fixture(scope="session")
 def smoke_data(data_root):
     """The SMOKE preset's images (500 training, 200 test): about a second an epoch, for the mechanics of a run."""
-    from helpers.config import SMOKE
-
     return load_cifar10(data_root, subset=SMOKE["subset"], test_subset=SMOKE["test_subset"], download=False)
 
 
 @pytest.fixture(scope="session")
 def learning_runs(small_cifar, tmp_path_factory):
     """The SMOKE preset on 2,000 images (one epoch), trained once per pipeline: {pipeline: (history, run folder)}."""
-    from helpers.config import PIPELINES, TrainConfig, smoke
-    from helpers.device import settle
-    from helpers.engine import fit
-
     runs = {}
     for pipeline in PIPELINES:
         folder = tmp_path_factory.mktemp(f"smoke-{pipeline}")
-        config = TrainConfig(device="cpu", progress=False, pipeline=pipeline, out=str(folder))
-        config = replace(smoke(config), subset=len(small_cifar.train_labels), test_subset=len(small_cifar.test_labels))
-        runs[pipeline] = fit(*settle(config), data=small_cifar), folder
+        config = with_preset(TrainConfig(device="cpu", progress=False, pipeline=pipeline, out=str(folder)), "smoke")
+        config = replace(config, subset=len(small_cifar.train_labels), test_subset=len(small_cifar.test_labels))
+        runs[pipeline] = fit(settle(config), data=small_cifar), folder
+    return runs
+
+
+@pytest.fixture(scope="session")
+def finished_run(learning_runs):
+    """A run folder `python -m helpers train` finished (one epoch), to copy and damage."""
+    return learning_runs["fast"][1]
+
+
+@pytest.fixture(scope="session")
+def two_epochs(smoke_data, tmp_path_factory):
+    """Per pipeline: (history, folder of the finished 2-epoch run, copy of that folder after epoch 1)."""
+    runs = {}
+    for pipeline in PIPELINES:
+        whole, after_1 = tmp_path_factory.mktemp(f"whole-{pipeline}"), tmp_path_factory.mktemp(f"after1-{pipeline}")
+
+        def keep_epoch_1(record, whole=whole, after_1=after_1):
+            if record["epoch"] == 1:
+                shutil.copytree(whole, after_1, dirs_exist_ok=True)
+
+        history = train(replace(TWO_EPOCHS, pipeline=pipeline, out=str(whole)), smoke_data, on_epoch_end=keep_epoch_1)
+        runs[pipeline] = history, whole, after_1
     return runs

@@ -1,14 +1,21 @@
+"""A trained run's milestones, and its saved model on the test set: confusion matrix, Grad-CAM."""
+
+import subprocess
+import sys
+
 import numpy as np
-import pytest
+import torch
 
-from helpers.analysis import confusion_matrix, per_class_accuracy
-from helpers.seeds import parse_seeds
-from helpers.summary import first_epoch_at, report, run_summary, spread, summary_table
-
-
-def history(accuracies):
-    epochs = [{"epoch": i + 1, "test_acc": a, "seconds": 2.0} for i, a in enumerate(accuracies)]
-    return {"meta": {"device": "test device"}, "config": {"amp": True}, "epochs": epochs}  # saved before --precision
+from helpers.analysis import (
+    confusion_matrix,
+    first_epoch_at,
+    grad_cam,
+    model_input,
+    per_class_accuracy,
+    run_summary,
+    trained_model,
+)
+from runs import REFERENCE, history
 
 
 def test_summary_finds_best_last_and_first_epochs_at_thresholds():
@@ -21,7 +28,6 @@ def test_summary_finds_best_last_and_first_epochs_at_thresholds():
 
 def test_threshold_never_reached_is_none_and_shown_as_such():
     assert first_epoch_at(history([0.5, 0.6])["epochs"], 0.859) is None
-    assert "not reached" in summary_table({"short": history([0.5, 0.6])})
 
 
 def test_confusion_matrix_counts_true_by_predicted():
@@ -31,26 +37,34 @@ def test_confusion_matrix_counts_true_by_predicted():
     np.testing.assert_allclose(per_class_accuracy(matrix), [0.5, 1.0, 2 / 3])
 
 
-def test_seeds_are_parsed_as_ranges_and_lists():
-    assert parse_seeds("1-8") == list(range(1, 9)) and parse_seeds("1-3,7") == [1, 2, 3, 7] and parse_seeds("5") == [5]
+def test_grad_cam_maps_are_image_sized_finite_non_negative_and_follow_the_class(cifar):
+    model = trained_model(REFERENCE)
+    inputs = model_input(cifar.test_images[:8], cifar.mean, cifar.std)
+    maps = grad_cam(model, inputs, cifar.test_labels[:8])
+    assert maps.shape == (8, 32, 32) and np.isfinite(maps).all() and (maps >= 0).all() and maps.max() > 0
+    other = grad_cam(model, inputs, (cifar.test_labels[:8] + 1) % 10)
+    assert all(not np.allclose(a, b) for a, b in zip(maps, other, strict=True))
 
 
-def test_spread_gives_mean_std_and_the_fraction_that_reached_85_9():
-    summaries = [run_summary(history(accuracies)) for accuracies in ([0.85, 0.86], [0.85, 0.858], [0.86, 0.859])]
-    stats = spread(summaries)
-    assert stats["best"][0] == pytest.approx(np.mean([0.86, 0.858, 0.86]))
-    assert stats["last"][1] == pytest.approx(np.std([0.86, 0.858, 0.859], ddof=1))
-    assert stats["reached"] == pytest.approx(2 / 3) and stats["first_epoch_published"] == 1.5
+def test_grad_cam_at_the_last_conv_is_its_class_channel_over_16(cifar):
+    # block4.4 feeds only the 4x4 average pool: class c's score has gradient 1/16 on channel c, 0 elsewhere.
+    model = trained_model(REFERENCE)
+    inputs, labels = model_input(cifar.test_images[:8], cifar.mean, cifar.std), cifar.test_labels[:8]
+    captured = []
+    hook = model.block4[4].register_forward_hook(lambda module, args, output: captured.append(output.detach()))
+    model(inputs)
+    hook.remove()
+    class_channel = captured[0][torch.arange(8), torch.as_tensor(labels)]
+    expected = torch.nn.functional.interpolate(torch.relu(class_channel)[:, None] / 16, size=(32, 32), mode="bilinear")
+    np.testing.assert_allclose(grad_cam(model, inputs, labels), expected[:, 0].numpy(), atol=1e-6)
+    assert grad_cam(model, inputs, labels, layer="block3.4").shape == (8, 32, 32)  # from an 8x8 layer
 
 
-def test_the_report_of_several_runs_adds_their_spread_and_the_share_that_reached_85_9():
-    runs = {"a": history([0.85, 0.86]), "b": history([0.85, 0.858])}
-    text = report(runs)
-    assert text.startswith(summary_table(runs))
-    assert (
-        text.splitlines()[-1] == "over 2 runs: best 85.90% ± 0.14%, last 85.90% ± 0.14% (mean ± std); 50% reached 85.9%"
-    )
-    assert report({"a": runs["a"]}) == summary_table({"a": runs["a"]})  # one run: no spread
-    longer = history([0.85, 0.86, 0.87])
-    longer["config"] = {**longer["config"], "epochs": 3}
-    assert report({"a": runs["a"], "c": longer}).endswith("no spread: the runs differ in more than the seed (epochs)")
+def test_analysis_needs_no_training_loop():
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, helpers.analysis; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "'helpers.analysis'" in imported and "'helpers.training'" not in imported

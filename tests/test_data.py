@@ -1,3 +1,4 @@
+import errno
 import os
 import urllib.error
 import urllib.request
@@ -5,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torchvision.datasets.cifar
 
 from helpers import UserError
 from helpers.data import channel_stats, class_balanced_indices, load_cifar10, resolve_data_root
@@ -76,3 +78,17 @@ def test_corrupted_file_fails_the_md5_check(data_root, tmp_path):
     (broken / "test_batch").write_bytes((source / "test_batch").read_bytes()[:1000])
     with pytest.raises(UserError, match="MD5"):
         load_cifar10(tmp_path, download=False)
+
+
+def test_an_unreadable_cifar_file_says_so_not_md5(data_root, tmp_path, monkeypatch):
+    for path in (data_root / "cifar-10-batches-py").iterdir():
+        (tmp_path / "cifar-10-batches-py").mkdir(exist_ok=True)
+        (tmp_path / "cifar-10-batches-py" / path.name).symlink_to(path)
+
+    def unreadable(path, md5=None):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", unreadable)
+    with pytest.raises(UserError, match="cannot be read \\(Permission denied: .*: make them readable") as error:
+        load_cifar10(tmp_path, download=False)
+    assert "MD5" not in str(error.value)

@@ -14,12 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from nbclient import NotebookClient
 
-from helpers import UserError
-from helpers.colab_links import COLAB_DIR, badge, notebook_agrees, repository_url, rewrite, setup_cell
-from helpers.notebook import missing_packages, pip_install, show_errors_in_one_line
+from helpers.machinery.colab_links import COLAB_DIR, notebook_agrees, repository_url
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -34,6 +31,15 @@ def test_every_notebook_has_the_badge_and_set_up_cell_of_the_address_in_pyprojec
 def test_notebooks_are_thin(path):
     code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
     assert not [line for source in code for line in source.splitlines() if re.match(r"\s*(def|class) ", line)]
+
+
+def test_every_lesson_module_is_read_by_a_notebook():
+    """helpers' top level is the lesson: each module there is imported by a notebook; the rest is machinery."""
+    code = "\n".join(cell.source for path in NOTEBOOKS for cell in nbformat.read(path, as_version=4).cells)
+    imported = set(re.findall(r"^from helpers\.(\w+) import", code, flags=re.M))
+    lessons = {path.stem for path in (ROOT / "helpers").glob("*.py")} - {"__init__", "__main__"}
+    assert lessons <= imported, lessons - imported
+    assert len(lessons) + 2 <= 12  # with __init__ and __main__
 
 
 # What each committed notebook shows: its figures, inline, as GitHub and Colab show them before any run.
@@ -58,55 +64,6 @@ def test_a_committed_notebook_shows_its_figures_and_nothing_of_the_machine_that_
     assert not MACHINE_PATH.search(json.dumps(outputs)), MACHINE_PATH.search(json.dumps(outputs))
     assert "widget" not in json.dumps(notebook["metadata"]) and "widget-view" not in json.dumps(outputs)
     assert notebook["metadata"]["kernelspec"] == KERNELSPEC
-
-
-def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_says_how_to_set_it(tmp_path):
-    url = "https://github.com/someone/cnn-cifar10"
-    assert "colab.research.google.com/github/someone/cnn-cifar10/blob/main/notebooks/01_data.ipynb" in badge(
-        url, "01_data.ipynb"
-    )
-    assert f"PROJECT_URL = {url!r}" in setup_cell(url)
-    assert "[project.urls]" in badge(None, "01_data.ipynb") and "type its address into PROJECT_URL" in setup_cell(None)
-    for address in (url, None):
-        compile(setup_cell(address), "set-up cell", "exec")  # valid Python either way
-    notebook = tmp_path / "01_data.ipynb"
-    shutil.copy(ROOT / "notebooks" / "01_data.ipynb", notebook)
-    assert rewrite(notebook, url) and notebook_agrees(json.loads(notebook.read_text()), url, notebook.name)
-    assert not notebook_agrees(json.loads(notebook.read_text()), None, notebook.name)
-    assert not rewrite(notebook, url)  # already agrees: unchanged
-
-
-def test_colab_installs_only_what_it_lacks_and_holds_its_torch():
-    pins = {"albumentations": "2.0.8", "torchsummary": "1.5.1", "captum": "0.9.0"}
-    colab = {
-        "albumentations": "1.4.20",
-        "torchsummary": None,
-        "captum": "0.9.0",
-        "torch": "2.9.0+cu126",
-        "torchvision": "0.24.0",
-    }
-    needed = missing_packages(pins, installed=colab.get)
-    assert needed == ["albumentations==2.0.8", "torchsummary==1.5.1"]
-    command = pip_install(needed, installed=colab.get)
-    assert not any(part.startswith(("torch==", "torchvision==")) for part in command)
-    held = Path(command[command.index("--constraint") + 1]).read_text().split()
-    assert held == ["torch==2.9.0+cu126", "torchvision==0.24.0"]
-
-
-def test_a_user_error_in_a_notebook_is_one_line(capsys):
-    shell = InteractiveShell()
-    show_errors_in_one_line(shell)
-    shell.user_ns["UserError"] = UserError
-    shell.run_cell("raise UserError('cannot read checkpoint x: pass a run folder')")
-    shell.run_cell(
-        "raise KeyboardInterrupt('interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x')"
-    )
-    captured = capsys.readouterr()
-    assert captured.err.splitlines() == [
-        "error: cannot read checkpoint x: pass a run folder",
-        "interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x",
-    ]
-    assert "Traceback" not in captured.out + captured.err
 
 
 # A stand-in for Colab's start-up, run by the kernel before the first cell, as Colab imports google.colab.
@@ -162,6 +119,19 @@ WRITTEN = {
 }
 
 
+# The tag of the cells whose output must equal the committed one: results that depend on neither the machine,
+# nor the run's size, nor the time.
+CHECK_OUTPUT = "check-output"
+
+
+def shown_text(cell) -> str:
+    """What a cell printed and returned, as text."""
+    return "".join(output.get("text", "") + output.get("data", {}).get("text/plain", "") for output in cell.outputs)
+
+
+# The one run of each notebook in `make test` (marker `notebooks`): as a learner runs it in Colab, every cell
+# without an error, and the marked cells showing what the committed notebook shows (what nbval checked).
+@pytest.mark.notebooks
 @pytest.mark.parametrize("name", sorted(WRITTEN))
 def test_a_notebook_runs_as_in_colab_from_its_first_cell(origin, data_root, tmp_path, monkeypatch, name):
     ipython_dir = tmp_path / "ipython"
@@ -175,7 +145,8 @@ def test_a_notebook_runs_as_in_colab_from_its_first_cell(origin, data_root, tmp_
     content, project = tmp_path / "content", tmp_path / "content" / "cnn-cifar10"
     content.mkdir()
 
-    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    committed = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    notebook = copy.deepcopy(committed)
     setup = notebook.cells[2]
     setup.source = re.sub(r"^PROJECT_URL = .*$", f"PROJECT_URL = {origin!r}", setup.source, flags=re.M)
     setup.source = setup.source.replace(repr(COLAB_DIR), repr(str(project)))  # the clone address, for the test only
@@ -184,11 +155,20 @@ def test_a_notebook_runs_as_in_colab_from_its_first_cell(origin, data_root, tmp_
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(content)}}
     ).execute()
 
-    first, second = ("".join(output.get("text", "") for output in cell.outputs) for cell in notebook.cells[2:4])
-    assert first.startswith("Colab: device") and "installing" not in first
+    first, second = (shown_text(cell) for cell in notebook.cells[2:4])
+    assert first.startswith("Colab: CIFAR-10") and "installing" not in first
     assert second.startswith("Colab:")
     assert (project / "notebooks" / name).exists()
     assert (project / WRITTEN[name]).exists()
+    ran = notebook.cells[:3] + notebook.cells[4:]  # without the set-up cell run twice
+    checked = [
+        (old, new)
+        for old, new in zip(committed.cells, ran, strict=True)
+        if CHECK_OUTPUT in old.metadata.get("tags", [])
+    ]
+    assert len(checked) == {"01_data.ipynb": 1, "03_model.ipynb": 3}.get(name, 0)
+    for old, new in checked:
+        assert shown_text(new) == shown_text(old), new.source
 
 
 def free_port() -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from helpers import UserError
 
-CHOOSE = "choose another --out"
-WHAT_TO_DO = {  # by the failed write's errno
+OTHER_OUT = "choose another --out"  # the advice for any other failed write
+ADVICE_BY_ERRNO = {
     errno.ENOSPC: "free some space, or choose another --out",
     errno.EDQUOT: "free some of your disk quota, or choose another --out",
     errno.EFBIG: "raise the file-size limit (ulimit -f), or choose another --out",
@@ -38,7 +38,9 @@ def write_atomically(path, data: bytes):
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        raise UserError(f"cannot write {path} ({error.strerror}): {WHAT_TO_DO.get(error.errno, CHOOSE)}") from None
+        raise UserError(
+            f"cannot write {path} ({error.strerror}): {ADVICE_BY_ERRNO.get(error.errno, OTHER_OUT)}"
+        ) from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers import UserError
-from helpers.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_history
-from helpers.config import TrainConfig
-from helpers.files import save_checkpoint, save_json
+from helpers.config import TrainConfig, results_settings
+from helpers.machinery.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_history
+from helpers.machinery.files import save_checkpoint, save_json
 
 LOCK = ".lock"
 
@@ -28,16 +28,22 @@ def session(device_name: str) -> dict:
 
     return {
         "device": device_name,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join([program_name(), *sys.argv[1:]]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": str(torch.__version__),
     }
 
 
+def program_name() -> str:
+    """This process's program as a user typed it: `python -m helpers` for the commands."""
+    program = Path(sys.argv[0])
+    return "python -m helpers" if program.name == "__main__.py" and program.parent.name == "helpers" else program.name
+
+
 def check_resumable(checkpoint: Checkpoint, config: TrainConfig):
-    """Refuse to continue a checkpoint with other experiment settings than it was made with."""
-    saved = TrainConfig.from_dict(checkpoint["config"]).experiment()
-    changed = {k for k, v in config.experiment().items() if saved[k] != v}
+    """Refuse to continue a checkpoint with other settings that change results than it was made with."""
+    saved = results_settings(asdict(checkpoint.config))
+    changed = {k for k, v in results_settings(asdict(config)).items() if saved[k] != v}
     if changed:
         details = ", ".join(f"{k}={saved[k]!r}" for k in sorted(changed))
         raise UserError(f"the checkpoint was made with {details}: resume with those settings")
@@ -151,7 +157,7 @@ class RunFolder:
                 },
             )
         except UserError as error:
-            raise UserError(f"{error}; {self.holds()}") from None
+            raise UserError(f"{error}; {self.what_is_saved()}") from None
         self.saved_epoch = len(epochs)
         try:
             save_json(self.history_file, self.history)
@@ -161,7 +167,7 @@ class RunFolder:
                 "rewrites the history from it"
             ) from None
 
-    def holds(self) -> str:
+    def what_is_saved(self) -> str:
         """What the folder's checkpoint holds now, in words."""
         if self.saved_epoch is None:
             return "no epoch has finished, so nothing was saved"

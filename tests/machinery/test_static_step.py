@@ -5,11 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from helpers.config import TrainConfig
-from helpers.engine import Trainer, make_optimizer
-from helpers.loaders import DeviceLoader
+from helpers.config import Settled, TrainConfig
+from helpers.machinery.static_step import TensorSGD
+from helpers.machinery.trainer import Trainer
 from helpers.model import Net
-from helpers.static_step import TensorSGD
+from helpers.pipelines import DeviceLoader
+from helpers.training import make_optimizer, train_epoch
 
 CPU = torch.device("cpu")
 CONFIG = TrainConfig(device="cpu", precision="fp32", pipeline="fast", batch_size=32)
@@ -49,10 +50,11 @@ def test_tensor_sgd_follows_torch_sgd_under_one_cycle_step_for_step():
 
 
 def train(static_step, data, epochs, state=None):
-    """Train Net on `data` for `epochs` epochs from `state` (a Trainer.training_state), as fit does."""
+    """Train Net on `data` for `epochs` epochs from `state` (a Trainer.training_state), with fit's model, optimizer,
+    schedule and epoch loop; seeded more simply than fit (each epoch's number), the same for both steps."""
     torch.manual_seed(0)
     model = Net()
-    trainer = Trainer(model, CPU, CONFIG, static_step=static_step)
+    trainer = Trainer(model, Settled(CONFIG, CPU), static_step=static_step)
     loader = DeviceLoader(data.train_images, data.train_labels, data.mean, data.std, CONFIG.batch_size, CPU, train=True)
     optimizer, scheduler = make_optimizer(model, CONFIG, total_steps=2 * len(loader))
     first = 1
@@ -65,7 +67,7 @@ def train(static_step, data, epochs, state=None):
     for epoch in range(first, first + epochs):
         torch.manual_seed(epoch)  # Dropout
         loader.set_seed(epoch)
-        losses.append(trainer.train_epoch(loader, optimizer, scheduler, progress=False)[0])
+        losses.append(train_epoch(trainer, loader, optimizer, scheduler, progress=False)[0])
     return losses, trainer, trainer.training_state(optimizer, scheduler)
 
 

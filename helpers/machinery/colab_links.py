@@ -1,7 +1,7 @@
 """The "Open in Colab" badge and the set-up cell of every notebook, written from one address.
 
 The public address of the repository lives in pyproject.toml, [project.urls] Repository.
-`python -m helpers.colab_links` (`make colab-links`) rewrites the first two cells of every notebook
+`python -m helpers colab-links` (`make colab-links`) rewrites the first two cells of every notebook
 from it; tests/test_notebooks.py fails when a notebook disagrees. Until the address is known (the
 placeholder github.com/OWNER/REPO), the badge and the cell say so, and how to set it.
 """
@@ -12,10 +12,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-from helpers import UserError
-from helpers.cli import OneLineParser, run_command
+from helpers import PROJECT_ROOT, UserError
+from helpers.machinery.cli import OneLineParser, run_command
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 PLACEHOLDER = "https://github.com/OWNER/REPO"
 # GitHub's owner and repository names: letters, digits, '-', '_' and '.'; an optional .git or slash.
@@ -65,7 +64,7 @@ if 'google.colab' in sys.modules:
     if PROJECT_DIR not in sys.path:
         sys.path.insert(0, PROJECT_DIR)  # imports at once: no restart, unlike an editable install
     os.chdir(os.path.join(PROJECT_DIR, 'notebooks'))
-from helpers.notebook import setup
+from helpers.machinery.notebook import setup
 setup()"""
 
 
@@ -126,7 +125,7 @@ def rewrite(path: Path, url: str | None) -> bool:
 
 
 def write_links(argv) -> int:
-    parser = OneLineParser(prog="python -m helpers.colab_links", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m helpers colab-links", description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     url = repository_url()
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):

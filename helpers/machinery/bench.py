@@ -1,7 +1,7 @@
 """Benchmark: training and evaluation images/s of both data pipelines on one device.
 
-`python -m helpers.bench [--device cuda] [--steps 200] [--repeats 3]` prints a table and writes it as JSON.
-Each pipeline trains the real model on the real data with the same settings as helpers.train;
+`python -m helpers bench [--device cuda] [--steps 200] [--repeats 3]` prints a table and writes it as JSON.
+Each pipeline trains the real model on the real data with the same settings as `python -m helpers train`;
 the first `--warmup` steps (worker start, cuDNN autotuning, the first augmented chunk) are not timed.
 A third row, "model only", trains on test images normalised beforehand and already on the device:
 no data pipeline at all, so it bounds what any pipeline can reach on this device.
@@ -19,43 +19,38 @@ from itertools import cycle, islice
 from pathlib import Path
 
 from helpers import UserError
-from helpers.cli import OneLineParser, add_config_flags, given_settings, run_command
-from helpers.config import PIPELINES, SMOKE, TEST_IMAGES, TRAIN_IMAGES, TrainConfig, smoke
-from helpers.recipe import BATCH_SIZE, EPOCHS
+from helpers.config import BATCH_SIZE, EPOCHS, PIPELINES, SMOKE, TEST_IMAGES, TRAIN_IMAGES, Settled, settle
+from helpers.machinery.cli import OneLineParser, add_config_flags, config_from_flags, run_command
 
 MODEL_ONLY = "model only"
-# The settings of helpers.train that a benchmark takes.
+# The settings of `python -m helpers train` that a benchmark takes.
 SETTINGS = ("batch_size", "precision", "channels_last", "compile", "num_workers", "device", "data_root")
 # --dry-run: the SMOKE preset's data and batch, and these few steps: checks in seconds that the
 # benchmark runs (not a measurement).
 DRY_RUN = dict(steps=2, warmup=1, repeats=1)
 
 
-def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_only=False) -> dict:
+def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> dict:
     """Training images/s over `steps` timed steps, and evaluation images/s over the test set.
 
     model_only: train on the fast pipeline's normalised test batches, made before timing starts.
     """
-    from helpers.engine import Trainer, make_optimizer, seed_everything
-    from helpers.loaders import make_loaders
-    from helpers.model import Net
+    from helpers.training import make_optimizer, prepare, train_epoch
 
-    seed_everything(config.seed)
-    model = Net()
-    trainer = Trainer(model, device, config)
-    train_loader, test_loader = make_loaders(data, config, device)
+    config = run.config
+    trainer, train_loader, test_loader = prepare(run, data)
     if warmup + steps > len(train_loader):
         raise UserError(f"--warmup + --steps must be at most {len(train_loader)} (one epoch) for this data")
-    optimizer, scheduler = make_optimizer(model, config, total_steps=warmup + steps)
+    optimizer, scheduler = make_optimizer(trainer.model, config, total_steps=warmup + steps)
     train_loader.set_seed(config.seed)
     if model_only:
         test_loader = list(test_loader)
         batches = cycle(test_loader)
     else:
         batches = iter(train_loader)
-    trainer.train_epoch(islice(batches, warmup), optimizer, scheduler, progress=False)
+    train_epoch(trainer, islice(batches, warmup), optimizer, scheduler, progress=False)
     started = time.perf_counter()
-    trainer.train_epoch(islice(batches, steps), optimizer, scheduler, progress=False)  # ends in a sync
+    train_epoch(trainer, islice(batches, steps), optimizer, scheduler, progress=False)  # ends in a sync
     train_seconds = time.perf_counter() - started
     trainer.evaluate(test_loader)  # warm-up for eval mode
     started = time.perf_counter()
@@ -69,12 +64,13 @@ def measure(config: TrainConfig, data, device, steps: int, warmup: int, model_on
     }
 
 
-def estimate(config: TrainConfig, device, data) -> str:
-    """How long `config` will take on `device`, from a few measured steps, and the full recipe there."""
+def estimate(run: Settled, data) -> str:
+    """How long `run` will take on its device, from a few measured steps, and the full recipe there."""
+    config = run.config
     batches = math.ceil(len(data.train_labels) / config.batch_size)  # one epoch's: measure stays within it
     warmup = min(5, batches // 3)
     steps = min(10, batches - warmup)
-    figures = measure(config, data, device, steps=steps, warmup=warmup)
+    figures = measure(run, data, steps=steps, warmup=warmup)
     total = duration(config.epochs * figures["epoch_seconds_estimate"])
     text = f"about {total} for {config.epochs} epoch(s) here, measured over {steps} steps; "
     if config.batch_size == BATCH_SIZE:  # the rate holds for the recipe too
@@ -82,7 +78,7 @@ def estimate(config: TrainConfig, device, data) -> str:
         text += f"the full recipe (100 epochs of 50,000 images) would take about {duration(recipe)} here: "
     else:
         text += "the full recipe: "
-    return text + "python -m helpers.train, or RUN = 'recipe'"
+    return text + "python -m helpers train, or RUN = 'recipe'"
 
 
 def duration(seconds: float) -> str:
@@ -102,7 +98,7 @@ def ratios(numerator: dict, denominator: dict) -> dict:
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m helpers bench", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per pipeline [default: 200]")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first [default: 20]")
     parser.add_argument(
@@ -121,29 +117,29 @@ def build_parser() -> OneLineParser:
 
 def bench(argv) -> int:
     args = build_parser().parse_args(argv)
-    given = given_settings(args)
-    config = replace(smoke(TrainConfig()), **given) if args.dry_run else TrainConfig(**given)  # flags win
+    config = config_from_flags(args, "smoke" if args.dry_run else "recipe")
     if args.dry_run:
         args.steps, args.warmup, args.repeats = DRY_RUN["steps"], DRY_RUN["warmup"], DRY_RUN["repeats"]
     if min(args.steps, args.warmup, args.repeats) < 1:
         raise UserError("--steps, --warmup and --repeats must be at least 1")
-    config.validate()
-    from helpers.device import device_name, settle
-    from helpers.files import check_writable_folder, save_json
+    run = settle(config)
+    from helpers.machinery.files import check_writable_folder, save_json
+    from helpers.machinery.hardware import device_name
 
     out = Path(args.out)
     check_writable_folder(out.parent, "the folder of --out")  # before the benchmark, not after
-    config, device = settle(config)
+    config, device = run
     from helpers.data import load_cifar10
 
     data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
     runs = {name: [] for name in (*PIPELINES, MODEL_ONLY)}
     for _ in range(args.repeats):
         for pipeline in PIPELINES:
-            runs[pipeline].append(measure(replace(config, pipeline=pipeline), data, device, args.steps, args.warmup))
-        runs[MODEL_ONLY].append(
-            measure(replace(config, pipeline="fast"), data, device, args.steps, args.warmup, model_only=True)
-        )
+            runs[pipeline].append(
+                measure(Settled(replace(config, pipeline=pipeline), device), data, args.steps, args.warmup)
+            )
+        fast = Settled(replace(config, pipeline="fast"), device)
+        runs[MODEL_ONLY].append(measure(fast, data, args.steps, args.warmup, model_only=True))
     results = {name: medians(figures) for name, figures in runs.items()}
 
     import torch
@@ -151,7 +147,7 @@ def bench(argv) -> int:
     report = {
         "device": device_name(device),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m helpers.bench", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m helpers bench", *(argv if argv is not None else sys.argv[1:])]),
         "torch": str(torch.__version__),
         "precision": config.precision,
         "dry_run": args.dry_run,

@@ -1,7 +1,5 @@
 """The fast pipeline draws from the same distributions as the albumentations one."""
 
-from dataclasses import replace
-
 import albumentations as A
 import numpy as np
 import pytest
@@ -9,9 +7,16 @@ import torch
 from scipy import stats
 
 from helpers.augment import augmentations, train_transform
-from helpers.config import TrainConfig
-from helpers.fast_augment import AugmentParams, affine_warp, apply_augmentations, augment_images, sample_params
-from helpers.loaders import DeviceLoader, make_loaders
+from helpers.config import TrainConfig, settle
+from helpers.pipelines import (
+    AugmentParams,
+    DeviceLoader,
+    affine_warp,
+    apply_augmentations,
+    augment_images,
+    make_loaders,
+    sample_params,
+)
 
 N = 3000
 CENTRE = np.array([15.5, 15.5])
@@ -135,10 +140,8 @@ def test_the_fast_pipeline_turns_gray_exactly_the_images_whose_gray_was_drawn(ci
 
 
 def test_test_images_are_normalised_identically(small_cifar):
-    config = TrainConfig(batch_size=100, device="cpu")
-    albu_images = torch.cat(
-        [x for x, _ in make_loaders(small_cifar, replace(config, pipeline="albumentations"), torch.device("cpu"))[1]]
-    )
+    run = settle(TrainConfig(batch_size=100, device="cpu", pipeline="albumentations"))
+    albu_images = torch.cat([x for x, _ in make_loaders(small_cifar, run)[1]])
     fast = DeviceLoader(
         small_cifar.test_images, small_cifar.test_labels, small_cifar.mean, small_cifar.std, 100, "cpu", train=False
     )

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from helpers.cpu_dropout import Dropout, dropped_positions
+from helpers.machinery.cpu_dropout import Dropout, dropped_positions
 
 
 @pytest.mark.parametrize("draws", [None, 1])  # 1: one gap per round, as many rounds as drops

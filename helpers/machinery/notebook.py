@@ -2,7 +2,7 @@
 
 In Colab it installs the packages Colab lacks, at the versions in requirements.txt, never touching
 Colab's own torch. Everywhere it makes a UserError, or an interrupted run, show as the one line the
-commands print, and says which device, precision and data folder the notebook will use.
+commands print, and says where the notebook's data comes from.
 Only the standard library is imported at the top: in Colab this runs before anything is installed.
 """
 
@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from helpers import PROJECT_ROOT
+
 # What a Colab runtime may lack or have at another version; torch and torchvision are Colab's own.
 COLAB_PACKAGES = ("albumentations", "torchsummary", "captum")
 PROTECTED = ("torch", "torchvision")
@@ -68,7 +69,7 @@ def show_errors_in_one_line(shell):
 
 def setup():
     """Prepare a notebook: in Colab install what it lacks; everywhere show errors in one line and say
-    which device, precision and data folder the notebook uses."""
+    where the data comes from. (Notebook 4, which trains, says which device and precision it uses.)"""
     in_colab = "google.colab" in sys.modules
     if in_colab:
         needed = missing_packages(pinned_versions())
@@ -85,15 +86,12 @@ def setup():
     if shell is not None:
         show_errors_in_one_line(shell)
 
-    from helpers.config import TrainConfig
     from helpers.data import DATA_ROOT_ENV, resolve_data_root
-    from helpers.device import device_name, settle
 
-    config, device = settle(TrainConfig())
     where = f"${DATA_ROOT_ENV}" if os.environ.get(DATA_ROOT_ENV) else "the project's data/ folder"
     if (resolve_data_root() / "cifar-10-batches-py").is_dir():
         data = f"CIFAR-10 from {where}"
     else:
         data = f"CIFAR-10 will be downloaded into {where} on first use (163 MB)"
     # No paths: the saved notebook is what every reader sees first.
-    print(f"{'Colab' if in_colab else 'local'}: device {device_name(device)}, precision {config.precision}; {data}")
+    print(f"{'Colab' if in_colab else 'local'}: {data}")

@@ -1,8 +1,8 @@
-"""`python -m helpers.seeds --seeds 1-8 [helpers.train flags]`: several seeds of the recipe, side by side.
+"""`python -m helpers seeds --seeds 1-8 [train flags]`: several seeds of the recipe, side by side.
 
 At batch 64 one run leaves most of a GPU idle, so independent runs can share it: one process per seed,
 at most --jobs at a time (the rest wait their turn), each training to its own run folder
-(OUT_DIR/seedN) with helpers.train and the flags given. Then one table: each seed's best and last
+(OUT_DIR/seedN) with `python -m helpers train` and the flags given. Then one table: each seed's best and last
 test accuracy and its first epoch at 85.9%, their mean and standard deviation, and how many seeds
 reached 85.9%.
 """
@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from helpers import UserError
-from helpers.cli import OneLineParser, last_stop_signal, run_command
 from helpers.config import MAX_SEED
+from helpers.machinery.cli import OneLineParser, last_stop_signal, run_command
 
 MAX_SEEDS = 1000
 GPU_JOBS = 8  # runs at once on one GPU: the eight seeds of scripts/gpu_reproduce.sh
@@ -54,8 +54,8 @@ def default_jobs(train_flags: list[str], seeds: int) -> int:
 
 def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
     """Refuse, before any run starts or any log is written, a seed folder that is in use or holds
-    anything (without --overwrite): the same checks helpers.train makes."""
-    from helpers.run_folder import RunFolder
+    anything (without --overwrite): the same checks `python -m helpers train` makes."""
+    from helpers.machinery.run_folder import RunFolder
 
     for seed in seeds:
         folder = RunFolder(out_dir / f"seed{seed}")
@@ -65,22 +65,22 @@ def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
 
 def run_seeds(argv) -> int:
     parser = OneLineParser(
-        prog="python -m helpers.seeds",
+        prog="python -m helpers seeds",
         description=__doc__.splitlines()[0],
         allow_abbrev=False,
-        epilog="Other flags go to every helpers.train run (see python -m helpers.train --help).",
+        epilog="Other flags go to every train run (see python -m helpers train --help).",
     )
     parser.add_argument("--seeds", default="1-8", help="seeds to train, e.g. 1-8 or 1,3,5 [default: 1-8]")
     parser.add_argument("--out-dir", default="runs/seeds", help="one run folder per seed in here [default: runs/seeds]")
     parser.add_argument("--jobs", type=int, help=f"runs at a time [default: up to {GPU_JOBS} on a GPU, 1 on a CPU]")
     args, train_flags = parser.parse_known_args(argv)
     if any(flag.split("=")[0] in ("--seed", "--out", "--resume") for flag in train_flags):
-        raise UserError("--seed, --out and --resume are set per seed by helpers.seeds: leave them out")
+        raise UserError("--seed, --out and --resume are set per seed by python -m helpers seeds: leave them out")
     seeds = parse_seeds(args.seeds)
     if args.jobs is not None and not 1 <= args.jobs <= len(seeds):
         raise UserError(f"--jobs must be from 1 to the number of seeds ({len(seeds)}), got {args.jobs}")
-    from helpers.checkpoint import load_history
-    from helpers.summary import report
+    from helpers.machinery.checkpoint import load_history
+    from helpers.machinery.summary import report
 
     jobs = args.jobs or default_jobs(train_flags, len(seeds))
     out_dir = Path(args.out_dir)
@@ -99,7 +99,7 @@ def run_seeds(argv) -> int:
             if stopping.is_set():
                 return None
             log = open(out_dir / f"seed{seed}.log", "w")
-            command = [sys.executable, "-m", "helpers.train", *train_flags, "--no-progress",
+            command = [sys.executable, "-m", "helpers", "train", *train_flags, "--no-progress",
                        "--seed", str(seed), "--out", str(out_dir / f"seed{seed}")]  # fmt: skip
             running[seed] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         with log:
@@ -118,7 +118,7 @@ def run_seeds(argv) -> int:
         pool.shutdown(cancel_futures=True)
         raise KeyboardInterrupt(
             f"interrupted: each run folder in {out_dir} keeps its last finished epoch; "
-            f"continue one with python -m helpers.train --resume {out_dir}/seedN"
+            f"continue one with python -m helpers train --resume {out_dir}/seedN"
         ) from None
     pool.shutdown()
     failed = {seed: status for seed, status in statuses.items() if status != 0}

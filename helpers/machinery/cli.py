@@ -1,14 +1,18 @@
-"""What every command shares: one-line errors with exit status 2, and Ctrl-C (or SIGTERM, SIGHUP) at any moment.
+"""What every command shares: one-line errors with exit status 2, Ctrl-C (or SIGTERM, SIGHUP) at any moment,
+and flags made from TrainConfig.
 
-Commands import torch and the heavy modules inside `main`, not at the top, so that `--help` answers
-at once and a Ctrl-C during those imports is reported like any other.
+Each command imports torch after parsing its flags, inside the function `run_command` runs, so that `--help`
+answers at once and a Ctrl-C during that import is reported like any other.
 """
 
 import argparse
 import signal
 import sys
+from dataclasses import fields, replace
+from typing import get_args
 
 from helpers import UserError
+from helpers.config import TrainConfig, flag, with_preset
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,11 +62,6 @@ def add_config_flags(parser: argparse.ArgumentParser, names=None):
     A flag left out of the command line leaves no attribute, so that only the flags given override
     (a resumed run's settings, say): collect them with `given_settings`.
     """
-    from dataclasses import fields
-    from typing import get_args
-
-    from helpers.config import TrainConfig, flag
-
     for spec in fields(TrainConfig):
         if names is not None and spec.name not in names:
             continue
@@ -78,8 +77,9 @@ def add_config_flags(parser: argparse.ArgumentParser, names=None):
 
 def given_settings(args: argparse.Namespace) -> dict:
     """The TrainConfig settings given as flags (see add_config_flags)."""
-    from dataclasses import fields
-
-    from helpers.config import TrainConfig
-
     return {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if hasattr(args, spec.name)}
+
+
+def config_from_flags(args: argparse.Namespace, preset: str) -> TrainConfig:
+    """A preset's TrainConfig (helpers.config.PRESETS) with the flags given in place of its settings: flags win."""
+    return replace(with_preset(TrainConfig(), preset), **given_settings(args))

@@ -1,60 +1,22 @@
-"""Milestones of a run's history: best and last accuracy, the first epochs at 85% and at the published 85.9%.
-
-`python -m helpers.summary RUN_FOLDER...` prints the results table of the runs (as in docs/results.md) and,
-for several runs, their mean and standard deviation and the share that reached 85.9%.
-"""
+"""`python -m helpers summary RUN_FOLDER...`: the results table of saved runs (as in docs/results.md), one row a
+run (helpers.analysis.run_summary), and for several runs of the same settings but the seed, their mean and
+standard deviation and the share that reached 85.9%."""
 
 import statistics
 import sys
 from pathlib import Path
 
-from helpers import recipe
-from helpers.cli import OneLineParser, run_command
-from helpers.config import TrainConfig
+from helpers.config import ACCURACY, results_settings
+from helpers.machinery.cli import OneLineParser, run_command
 
 
-def first_epoch_at(epochs: list[dict], accuracy: float):
-    """The first epoch whose test accuracy is at least `accuracy`, or None."""
-    return next((r["epoch"] for r in epochs if r["test_acc"] >= accuracy), None)
-
-
-def run_summary(history: dict) -> dict:
-    """Best and last test accuracy, first epochs at 85% and 85.9%, and timing of a history (as fit returns it)."""
-    epochs = history["epochs"]
-    best = max(epochs, key=lambda r: r["test_acc"])
-    seconds = sum(r["seconds"] for r in epochs)
-    return {
-        "epochs": len(epochs),
-        "best_acc": best["test_acc"],
-        "best_epoch": best["epoch"],
-        "last_acc": epochs[-1]["test_acc"],
-        "last_epoch": epochs[-1]["epoch"],
-        "first_epoch_85": first_epoch_at(epochs, 0.85),
-        "first_epoch_published": first_epoch_at(epochs, recipe.ACCURACY),
-        "seconds_per_epoch": seconds / len(epochs),
-        "seconds_total": seconds,
-        "device": history["meta"]["device"],
-        "precision": TrainConfig.from_dict(history["config"]).precision,
-    }
-
-
-def summary_line(history: dict) -> str:
-    """One sentence: best and last test accuracy, and their epochs."""
-    s = run_summary(history)
-    return (
-        f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
-        f"last {s['last_acc']:.2%} (epoch {s['last_epoch']}), in {s['precision']}"
-    )
-
-
-def summary_table(named_histories: dict) -> str:
-    """A markdown table with one row per run: {name: history}."""
+def summary_table(summaries: dict) -> str:
+    """A markdown table with one row per run: {name: run_summary of its history}."""
     lines = [
         "| run | epochs | best test acc | last test acc | first epoch >= 85.9% | s/epoch | total | device | precision |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for name, history in named_histories.items():
-        s = run_summary(history)
+    for name, s in summaries.items():
         lines.append(
             f"| {name} | {s['epochs']} | {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} | "
             f"{s['first_epoch_published'] or 'not reached'} | {s['seconds_per_epoch']:.1f} | "
@@ -82,18 +44,21 @@ def spread(summaries: list[dict]) -> dict:
 
 def report(named_histories: dict) -> str:
     """The results table and, for more than one run of the same settings but the seed, their spread."""
-    text = summary_table(named_histories)
+    from helpers.analysis import run_summary  # imports torch: not needed for --help
+
+    summaries = {name: run_summary(history) for name, history in named_histories.items()}
+    text = summary_table(summaries)
     if len(named_histories) < 2:
         return text
-    settings = [{**TrainConfig.from_dict(h["config"]).experiment(), "seed": None} for h in named_histories.values()]
+    settings = [{**results_settings(h["config"]), "seed": None} for h in named_histories.values()]
     differing = sorted({key for s in settings for key in s if s[key] != settings[0][key]})
     if differing:
         return text + f"\n\nno spread: the runs differ in more than the seed ({', '.join(differing)})"
-    stats = spread([run_summary(history) for history in named_histories.values()])
+    stats = spread(list(summaries.values()))
     return text + (
         f"\n\nover {len(named_histories)} runs: best {stats['best'][0]:.2%} ± {stats['best'][1]:.2%}, "
         f"last {stats['last'][0]:.2%} ± {stats['last'][1]:.2%} (mean ± std); "
-        f"{stats['reached']:.0%} reached {recipe.ACCURACY:.1%}"
+        f"{stats['reached']:.0%} reached {ACCURACY:.1%}"
     )
 
 
@@ -107,10 +72,10 @@ def run_names(runs: list[str]) -> list[str]:
 
 
 def print_report(argv) -> int:
-    parser = OneLineParser(prog="python -m helpers.summary", description="Print the results table of saved runs.")
+    parser = OneLineParser(prog="python -m helpers summary", description="Print the results table of saved runs.")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their history.json)")
     args = parser.parse_args(argv)
-    from helpers.checkpoint import load_history
+    from helpers.machinery.checkpoint import load_history
 
     print(report(dict(zip(run_names(args.runs), (load_history(run) for run in args.runs), strict=True))))
     return 0

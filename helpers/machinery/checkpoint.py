@@ -2,11 +2,13 @@
 
 A history is {"meta": provenance, "config": settings, "epochs": one record per epoch}: what `fit`
 returns, what history.json holds, what `summary` reads. A checkpoint holds the model, optimizer,
-schedule, the epoch, and the whole history (see helpers.run_folder).
+schedule, the epoch, and the whole history (see helpers.machinery.run_folder). Each is parsed once per load:
+the saved settings come back as a TrainConfig (`Checkpoint.config`) or, in a history, normalised.
 """
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 from helpers import UserError
@@ -27,11 +29,11 @@ SAVED_SETTINGS = ("epochs", "batch_size", "max_lr", "momentum", "seed", "pipelin
 
 
 class Checkpoint(dict):
-    """A checked checkpoint's contents, and the file they came from (`path`)."""
+    """A checked checkpoint's contents, the file they came from (`path`) and its settings (`config`)."""
 
-    def __init__(self, contents: dict, path: Path):
+    def __init__(self, contents: dict, path: Path, config: TrainConfig):
         super().__init__(contents)
-        self.path = path
+        self.path, self.config = path, config
 
 
 def checkpoint_path(path) -> Path:
@@ -50,7 +52,7 @@ def _inside(path, name) -> Path:
 
 def _not_from_train(path, what, problem) -> UserError:
     return UserError(
-        f"{path} is not a {what} written by helpers.train ({problem}): pass a run folder that helpers.train wrote"
+        f"{path} is not a {what} written by python -m helpers train ({problem}): pass a run folder that it wrote"
     )
 
 
@@ -98,20 +100,20 @@ def saved_config(values, path, what) -> TrainConfig:
 
 
 def load_checkpoint(path) -> Checkpoint:
-    """A checkpoint written by helpers.train, checked before use; unpickled with weights_only=True,
+    """A checkpoint written by `python -m helpers train`, checked before use; unpickled with weights_only=True,
     which builds tensors and plain values only and never runs code from the file."""
-    import torch  # here, so that reading a history (helpers.summary) needs no torch
+    import torch  # here, so that reading a history (the summary command) needs no torch
 
     path = checkpoint_path(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(
-            f"no checkpoint at {path}: pass a run folder or checkpoint.pt written by helpers.train"
+            f"no checkpoint at {path}: pass a run folder or checkpoint.pt written by python -m helpers train"
         ) from None
     except Exception as error:
         raise UserError(
-            f"cannot read checkpoint {path} ({type(error).__name__}): it is damaged or not from helpers.train"
+            f"cannot read checkpoint {path} ({type(error).__name__}): it is damaged or not from python -m helpers train"
         ) from None
     kinds = {"model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "history": list, "config": dict}
     if not isinstance(checkpoint, dict):
@@ -128,7 +130,7 @@ def load_checkpoint(path) -> Checkpoint:
         )
     if "meta" in checkpoint:  # checkpoints written before they held the provenance have none
         check_meta(checkpoint["meta"], path, "checkpoint")
-    saved_config(checkpoint["config"], path, "checkpoint")
+    config = saved_config(checkpoint["config"], path, "checkpoint")
     not_finite = [
         name
         for name, value in checkpoint["model"].items()
@@ -139,23 +141,24 @@ def load_checkpoint(path) -> Checkpoint:
             f"{path} holds weights that are not finite ({not_finite[0]}): its run diverged; "
             "start again with a lower --max-lr"
         )
-    return Checkpoint(checkpoint, path)
+    return Checkpoint(checkpoint, path, config)
 
 
 def load_history(path) -> dict:
-    """A run's history.json (or the run folder holding it), checked before use."""
+    """A run's history.json (or the run folder holding it), checked before use; its config as every setting
+    of a TrainConfig (a history saved before --precision says 'precision' too)."""
     path = _inside(path, HISTORY)
     try:
         history = json.loads(path.read_text())
     # ValueError: JSONDecodeError, or an integer past Python's 4,300-digit limit for reading one.
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise UserError(
-            f"cannot read history {path} ({type(error).__name__}): pass a history.json written by helpers.train"
+            f"cannot read history {path} ({type(error).__name__}): pass a history.json written by python -m helpers train"
         ) from None
     if not isinstance(history, dict) or not all(isinstance(history.get(k), dict) for k in ("meta", "config")):
         raise _not_from_train(path, "history", "it needs 'meta' and 'config' objects")
     check_meta(history["meta"], path, "history")
-    saved_config(history["config"], path, "history")
+    history["config"] = asdict(saved_config(history["config"], path, "history"))
     check_epochs(history.get("epochs"), path, "history")
     if not history["epochs"]:
         raise _not_from_train(path, "history", "it has no epochs")

@@ -1,13 +1,12 @@
-"""Which device a run uses, its name for the record, and the settings that follow from it."""
+"""The hardware behind a run: its device checked against what torch sees, its name for the record, and the
+precision it runs fastest in (helpers.config.settle asks)."""
 
 import os
 import platform
-from dataclasses import replace
 
 import torch
 
 from helpers import UserError
-from helpers.config import PREVIEW, RUNS, SMOKE, TrainConfig
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,34 +45,3 @@ def auto_precision(device: torch.device) -> str:
         major, _ = torch.cuda.get_device_capability(device)
         return "bf16" if major >= 8 else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
-
-
-def settle(config: TrainConfig) -> tuple[TrainConfig, torch.device]:
-    """The one place a run's settings are checked and fixed for the hardware: `config` validated, with
-    its 'auto' pipeline and precision settled for its device, and that device."""
-    config.validate()
-    device = resolve_device(config.device)
-    pipeline = config.pipeline
-    if pipeline == "auto":  # on a GPU, per-image CPU augmentation would keep it waiting
-        pipeline = "fast" if device.type == "cuda" else "albumentations"
-    precision = auto_precision(device) if config.precision == "auto" else config.precision
-    return replace(config, pipeline=pipeline, precision=precision), device
-
-
-def describe(config: TrainConfig, device: torch.device) -> str:
-    """What a settled run will do, in one line."""
-    images = f"{config.subset:,}" if config.subset else "50,000"
-    return (
-        f"training on {device_name(device)}: {config.epochs} epoch(s) of {images} images, "
-        f"{config.pipeline} pipeline, {config.precision}"
-    )
-
-
-def sized_for(config: TrainConfig, device: torch.device, run="auto") -> TrainConfig:
-    """`config` sized for where it runs: 'recipe' as it is, 'preview' (PREVIEW) or 'smoke' (SMOKE);
-    'auto' is the recipe on a GPU and the preview on a CPU, where the recipe takes hours."""
-    if run not in RUNS:
-        raise UserError(f"RUN must be one of {', '.join(RUNS)}, got {run!r}")
-    if run == "auto":
-        run = "recipe" if device.type == "cuda" else "preview"
-    return replace(config, **{"recipe": {}, "preview": PREVIEW, "smoke": SMOKE}[run])

@@ -1,0 +1,170 @@
+"""The training loop: every batch of an epoch trained with the published SGD and its one-cycle schedule,
+the epoch evaluated on the test set, checked for divergence and saved (`fit`)."""
+
+import math
+import random
+import sys
+import time
+import warnings
+from itertools import chain
+
+import numpy as np
+import torch
+from tqdm import tqdm  # plain text, also in notebooks: no widget state in a saved notebook
+
+from helpers import UserError
+from helpers.config import NUM_CLASSES, Settled, TrainConfig
+from helpers.data import load_cifar10
+from helpers.machinery.checkpoint import Checkpoint, restore_training
+from helpers.machinery.hardware import device_name
+from helpers.machinery.run_folder import RunFolder, check_resumable
+from helpers.machinery.trainer import Trainer
+from helpers.model import Net
+from helpers.pipelines import make_loaders
+
+# A loss this many times a uniform guess's (ln 10), or the first epoch's if lower, means divergence.
+DIVERGED_LOSS_FACTOR = 10
+
+
+class TrainingDiverged(UserError):
+    """The loss or the model stopped being finite, or the loss exploded."""
+
+
+def seed_everything(seed: int):
+    """Python's, numpy's and torch's random numbers (the published code seeded torch's alone)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Each epoch draws from its own seed, so a resumed run repeats an uninterrupted one exactly."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def make_optimizer(model, config: TrainConfig, total_steps: int):
+    """The published SGD with momentum, and its one-cycle learning rate over `total_steps` batches."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=config.momentum)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr, total_steps=total_steps)
+    return optimizer, scheduler
+
+
+def prepare(run: Settled, data):
+    """A fresh Net, seeded with the run's seed, on a Trainer, and the run's (train, test) loaders of `data`:
+    what fit, the LR range test and the benchmark start from. Returns (trainer, train_loader, test_loader)."""
+    seed_everything(run.config.seed)
+    trainer = Trainer(Net(), run)
+    return (trainer, *make_loaders(data, run))
+
+
+def train_epoch(trainer: Trainer, loader, optimizer, scheduler, progress=True, description="train"):
+    """One pass over `loader`, the schedule stepped after every batch: (mean loss, accuracy) on the augmented
+    training images, and the number of steps whose loss was not finite (left out of the mean; with fp16
+    the scaler skips them)."""
+    trainer.forward_pass.train()
+    loss_sum = torch.zeros((), device=trainer.device)
+    counted = torch.zeros((), device=trainer.device)  # images in steps with a finite loss
+    nonfinite = torch.zeros((), dtype=torch.long, device=trainer.device)
+    correct = torch.zeros((), dtype=torch.long, device=trainer.device)
+    seen = 0
+    train_step = trainer.train_step(optimizer)
+    # In a terminal this bar sits under fit's epochs bar and goes when the epoch ends; elsewhere (a
+    # notebook, a log) text cannot redraw two lines, so it is the one bar and stays, a line an epoch.
+    bar = tqdm(loader, desc=description, leave=not sys.stderr.isatty(), disable=not progress)
+    for step, (images, labels) in enumerate(bar):
+        loss, output = train_step(*trainer.to_device(images, labels))
+        with warnings.catch_warnings():  # stepped per batch, also when the scaler skipped the update
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
+            scheduler.step()
+        loss = loss.detach().float()
+        finite = torch.isfinite(loss)
+        loss_sum += torch.where(finite, loss, 0) * len(labels)
+        counted += finite * len(labels)
+        nonfinite += ~finite
+        correct += (output.argmax(1) == labels).sum()
+        seen += len(labels)
+        if step % 50 == 0:  # .item() waits for the GPU: not every step
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    counted = counted.item()
+    mean_loss = loss_sum.item() / counted if counted else math.inf
+    return mean_loss, correct.item() / seen, nonfinite.item()
+
+
+def divergence(model, record: dict, first_loss: float, fp16: bool) -> str | None:
+    """Why this epoch's model or losses cannot be trusted, or None."""
+    tensors = [(name, t) for name, t in chain(model.named_parameters(), model.named_buffers()) if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t).all() for _, t in tensors]).cpu()  # one sync
+    if not finite.all():
+        return f"{tensors[int((~finite).nonzero()[0])][0]} is no longer finite"
+    if record.get("nonfinite_steps", 0) and not fp16:
+        return f"{record['nonfinite_steps']} steps had a non-finite loss"
+    limit = DIVERGED_LOSS_FACTOR * min(math.log(NUM_CLASSES), first_loss)
+    for name in ("train_loss", "test_loss"):
+        if not record[name] <= limit:
+            return f"the {name.replace('_', ' ')} is {record[name]:.4g}, above {limit:.3g}"
+    return None
+
+
+def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=False, on_epoch_end=None) -> dict:
+    """Train as the settled `run` says (helpers.config.settle), saving checkpoint.pt and history.json in
+    its out folder after every epoch.
+
+    resume: a checkpoint (machinery.checkpoint.load_checkpoint) to continue from; its settings must match.
+    on_epoch_end: called with each epoch's record after it is saved.
+    Returns the run's history, as saved in history.json: {"meta", "config", "epochs"}.
+    """
+    config, device = run
+    if resume is not None:
+        check_resumable(resume, config)
+    with RunFolder(config.out).open(resume, overwrite) as folder:
+        # Data and loaders.
+        if data is None:
+            data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
+        # Model, optimizer and schedule, fresh or restored.
+        trainer, train_loader, test_loader = prepare(run, data)
+        model = trainer.model
+        optimizer, scheduler = make_optimizer(model, config, config.epochs * len(train_loader))
+        if resume is not None:
+            restore_training(resume, model, optimizer, scheduler, trainer.scaler)
+        history = folder.begin(config, device_name(device), len(data.train_labels), len(data.test_labels), resume)
+
+        # The epoch loop.
+        first_epoch = len(history["epochs"]) + 1
+        epochs = tqdm(
+            range(first_epoch, config.epochs + 1),
+            desc="epochs",
+            initial=first_epoch - 1,
+            total=config.epochs,
+            disable=not (config.progress and sys.stderr.isatty()),  # see train_epoch
+        )
+        for epoch in epochs:
+            seed = epoch_seed(config.seed, epoch)
+            seed_everything(seed)
+            train_loader.set_seed(seed)
+            started = time.perf_counter()
+            train_loss, train_acc, nonfinite = train_epoch(
+                trainer, train_loader, optimizer, scheduler, config.progress, f"epoch {epoch}"
+            )
+            test_loss, test_acc = trainer.evaluate(test_loader)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - started,
+            }
+            if nonfinite:
+                record["nonfinite_steps"] = nonfinite
+            first_loss = history["epochs"][0]["train_loss"] if history["epochs"] else math.inf
+            problem = divergence(model, record, first_loss, fp16=trainer.scaler is not None)
+            if problem:
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch}: {problem}; lower --max-lr; {folder.what_is_saved()}"
+                )
+            folder.append(record, trainer.training_state(optimizer, scheduler))
+            epochs.set_postfix(test_acc=f"{test_acc:.2%}")
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+    return history

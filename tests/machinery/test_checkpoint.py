@@ -1,0 +1,105 @@
+"""A saved run read back: a checkpoint or history that is damaged, foreign or out of range is refused in one line."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from commands import invoke, one_line
+from helpers import UserError
+from helpers.machinery.checkpoint import load_checkpoint, load_history
+from helpers.machinery.files import save_json
+from runs import TWO_EPOCHS, copy_of, damaged_checkpoint, train
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda c: c.pop("optimizer"), "'optimizer' is missing"),
+        (lambda c: c.update(epoch="2"), "'epoch' is missing or not int"),
+        (lambda c: c["config"].update(epochs="ten"), "bad settings: --epochs must be int"),
+        (lambda c: c["history"][0].update(test_acc=None), "epoch 1 has test_acc=None"),
+        (lambda c: c.update(model=torch.nn.Linear(3, 2).state_dict()), "the weights of another model"),
+        (lambda c: c.update(scheduler={"total_steps": 5}), "its schedule does not match"),
+    ],
+)
+def test_a_malformed_or_foreign_checkpoint_is_a_user_error(two_epochs, smoke_data, tmp_path, damage, message):
+    run = copy_of(two_epochs["albumentations"][2], tmp_path)
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)
+    damage(saved)
+    torch.save(saved, run / "checkpoint.pt")
+    with pytest.raises(UserError, match=message):
+        train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda c: [t.fill_(float("nan")) for t in c["model"].values() if t.is_floating_point()], "not finite"),
+        (lambda c: c.update(meta="x"), "its meta names no device"),
+        (lambda c: c["meta"].update(resumed=5), "resumed entries are malformed"),
+        (lambda c: c["meta"].pop("device"), "its meta names no device"),
+        (lambda c: c["config"].update(epochs=10**400), "--epochs must be from 1 to 10000, got a 401-digit number"),
+        (lambda c: c["history"][0].update(test_acc=5.0), "epoch 1 has test_acc=5.0"),
+    ],
+    ids=["nan weights", "meta not a dict", "resumed not a list", "no device", "huge epochs", "accuracy 500%"],
+)
+def test_a_damaged_checkpoint_is_refused_when_loaded(finished_run, tmp_path, damage, message):
+    run = damaged_checkpoint(finished_run, tmp_path, damage)
+    history = (run / "history.json").read_bytes()
+    with pytest.raises(UserError, match=message):
+        load_checkpoint(run)
+    assert message in one_line(invoke("train", "--resume", str(run)))
+    assert (run / "history.json").read_bytes() == history  # refused before anything was rewritten
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "needs 'meta' and 'config'"),
+        ('{"meta": {"device": "x"}, "config": CONFIG, "epochs": [{"epoch": 2}]}', "epoch record 1 is missing"),
+        ('{"meta": {"device": "x"}, "config": CONFIG, "epochs": []}', "it has no epochs"),
+        ("{", "JSONDecodeError"),
+    ],
+)
+def test_a_malformed_history_is_a_user_error(tmp_path, content, message):
+    config = '{"epochs": 1, "batch_size": 64, "max_lr": 0.017, "momentum": 0.9, "seed": 1, "pipeline": "fast", "precision": "fp32"}'
+    (tmp_path / "history.json").write_text(content.replace("CONFIG", config))
+    with pytest.raises(UserError, match=message):
+        load_history(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda h: h["epochs"][0].update(test_acc=5.0), "test_acc=5.0"),
+        (lambda h: h["epochs"][0].update(test_acc=-0.5), "test_acc=-0.5"),
+        (lambda h: h["epochs"][0].update(seconds=-100), "seconds=-100"),
+        (lambda h: h.update(config={}), "its config lacks epochs"),
+        (lambda h: h["config"].update(precision="auto"), "never settled"),
+        (lambda h: h["config"].update(batch_size=10**400), "--batch-size must be from 1 to 50000"),
+        (lambda h: h["meta"].update(resumed=[{"at_epoch": "2"}]), "resumed entries are malformed"),
+    ],
+)
+def test_a_history_out_of_range_or_incomplete_is_refused(finished_run, tmp_path, change, message):
+    history = load_history(finished_run)
+    change(history)
+    save_json(tmp_path / "history.json", history)
+    with pytest.raises(UserError, match=message):
+        load_history(tmp_path)
+
+
+def test_a_history_nested_too_deeply_is_one_line(tmp_path):
+    (tmp_path / "history.json").write_text("[" * 100_000)
+    assert "RecursionError" in one_line(invoke("summary", str(tmp_path)))
+
+
+def test_a_history_with_a_number_too_long_to_read_is_one_line(tmp_path):
+    (tmp_path / "history.json").write_text('{"meta": {"seed": ' + "1" * 5000 + "}}")  # past Python's 4,300 digits
+    assert "cannot read history" in one_line(invoke("summary", str(tmp_path)))
+
+
+def test_a_malformed_history_gives_one_line(tmp_path):
+    (tmp_path / "history.json").write_text(json.dumps({"meta": {}, "config": {}, "epochs": []}))
+    assert "is not a history written by python -m helpers train" in one_line(invoke("summary", str(tmp_path)))

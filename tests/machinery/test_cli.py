@@ -1,0 +1,105 @@
+"""What every command shares: --help, one-line errors with status 2, and a stop at any moment."""
+
+import signal
+import subprocess
+
+import pytest
+
+from commands import SMOKE_RUN, invoke, one_line, run, start
+
+
+@pytest.mark.parametrize(
+    "module, flags",
+    [
+        (
+            "train",
+            ("--epochs", "--batch-size", "--max-lr", "--seed", "--precision", "--pipeline", "--resume", "--smoke"),
+        ),
+        ("bench", ("--steps", "--repeats", "--precision", "--dry-run", "--out")),
+        ("summary", ("RUN",)),
+        ("seeds", ("--seeds", "--out-dir")),
+        ("colab-links", ("usage",)),
+    ],
+)
+def test_every_command_explains_itself_with_help(module, flags):
+    result = run(module, "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage:") and not result.stderr
+    assert all(flag in result.stdout for flag in flags)
+
+
+@pytest.mark.parametrize(
+    "module, args, message",
+    [
+        ("train", ["--epochs", "0"], "--epochs must be from 1 to 10000"),
+        ("train", ["--batch-size", "-64"], "--batch-size must be from 1 to 50000"),
+        ("train", ["--max-lr", "nan"], "--max-lr must be positive and finite"),
+        ("train", ["--seed", "-1"], "--seed must be from 0 to 2**63-1"),
+        ("train", ["--subset", "5"], "--subset must be from 10 to 50000"),
+        ("train", ["--precision", "fp8"], "--precision must be one of"),
+        ("train", ["--device", "quantum"], "--device must be auto, cpu, cuda or cuda:N"),
+        ("train", ["--epochs", "ten"], "invalid int value"),
+        ("train", ["--resume", "/nonexistent/run"], "no checkpoint at"),
+        ("bench", ["--repeats", "0"], "--steps, --warmup and --repeats must be at least 1"),
+        ("bench", ["--batch-size", "0"], "--batch-size must be from 1 to 50000"),
+        ("bench", ["--num-workers", "-1", "--dry-run"], "--num-workers must be from 0 to 256"),
+        (
+            "bench",
+            ["--out", "/proc/nope/bench.json", "--data-root", "/nonexistent"],
+            "cannot write to the folder of --out",
+        ),
+        ("seeds", ["--seeds", "3-1"], "--seeds must name distinct seeds"),
+        ("seeds", ["--seeds", "one"], "--seeds must look like 1-8"),
+        ("seeds", ["--seed", "4"], "--seed, --out and --resume are set per seed"),
+    ],
+)
+def test_bad_values_give_one_line_and_exit_status_2(module, args, message):
+    assert message in one_line(invoke(module, *args))
+
+
+# Preludes that stop the command at a chosen moment, say so on stdout, and wait there for the test's Ctrl-C.
+PAUSE_AT_TORCH_IMPORT = """
+import sys, time
+class PauseAtTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            print("paused", flush=True)
+            time.sleep(600)
+sys.meta_path.insert(0, PauseAtTorch())
+"""
+
+
+PAUSE_AT_DATA_LOADING = """
+import time
+import helpers.data
+def paused(*args, **kwargs):
+    print("paused", flush=True)
+    time.sleep(600)
+helpers.data._load = paused
+"""
+
+
+@pytest.mark.parametrize(
+    "prelude, stop, status",
+    [
+        (PAUSE_AT_TORCH_IMPORT, signal.SIGINT, 130),
+        (PAUSE_AT_TORCH_IMPORT, signal.SIGTERM, 143),  # what schedulers, `timeout` and notebook runtimes send
+        (PAUSE_AT_TORCH_IMPORT, signal.SIGHUP, 129),  # a closed terminal
+        (PAUSE_AT_DATA_LOADING, signal.SIGTERM, 143),
+    ],
+    ids=["ctrl-c at torch import", "sigterm at torch import", "sighup at torch import", "sigterm at data loading"],
+)
+def test_a_stop_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_path, prelude, stop, status):
+    process = start("train", *SMOKE_RUN, "--out", str(tmp_path / "run"), data_root=data_root, prelude=prelude)
+    assert "paused\n" in iter(process.stdout.readline, "")  # reads up to that line
+    process.send_signal(stop)
+    stdout, stderr = process.communicate(timeout=120)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert "nothing was saved" in one_line(result, status=status)
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_m_helpers_lists_its_commands_and_refuses_an_unknown_one():
+    listed = invoke("--help")
+    assert listed.returncode == 0 and all(name in listed.stdout for name in ("train", "bench", "seeds", "summary"))
+    assert "unknown command 'fit': use one of train, bench" in one_line(invoke("fit"))

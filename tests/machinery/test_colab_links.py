@@ -1,0 +1,60 @@
+"""One public address in pyproject.toml: every notebook's Colab badge and set-up cell written from it."""
+
+import json
+import shutil
+
+import pytest
+
+from commands import ROOT, invoke, one_line
+from helpers import UserError
+from helpers.machinery import colab_links
+from helpers.machinery.colab_links import badge, notebook_agrees, repository_url, rewrite, setup_cell
+
+
+def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_says_how_to_set_it(tmp_path):
+    url = "https://github.com/someone/cnn-cifar10"
+    assert "colab.research.google.com/github/someone/cnn-cifar10/blob/main/notebooks/01_data.ipynb" in badge(
+        url, "01_data.ipynb"
+    )
+    assert f"PROJECT_URL = {url!r}" in setup_cell(url)
+    assert "[project.urls]" in badge(None, "01_data.ipynb") and "type its address into PROJECT_URL" in setup_cell(None)
+    for address in (url, None):
+        compile(setup_cell(address), "set-up cell", "exec")  # valid Python either way
+    notebook = tmp_path / "01_data.ipynb"
+    shutil.copy(ROOT / "notebooks" / "01_data.ipynb", notebook)
+    assert rewrite(notebook, url) and notebook_agrees(json.loads(notebook.read_text()), url, notebook.name)
+    assert not notebook_agrees(json.loads(notebook.read_text()), None, notebook.name)
+    assert not rewrite(notebook, url)  # already agrees: unchanged
+
+
+@pytest.mark.parametrize(
+    "pyproject, message",
+    [
+        ('[project]\nname = "x"\n', "has no \\[project.urls\\] Repository"),
+        ("[project.urls]\nRepository = 42\n", "must be https://github.com/OWNER/REPO, got 42"),
+        ('[project.urls]\nRepository = "https://github.com/a/b?x=1"\n', "must be https://github.com/OWNER/REPO"),
+        ('[project.urls]\nRepository = "https://github.com/a/b)[x](javascript:alert(1))"\n', "must be https"),
+        ('[project.urls]\nRepository = "https://github.com/a/b\\nc"\n', "must be https"),
+        ('[project.urls]\nRepository = "https://gitlab.com/a/b"\n', "must be https://github.com"),
+    ],
+)
+def test_colab_links_take_only_a_github_repository_address(tmp_path, pyproject, message):
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    with pytest.raises(UserError, match=message):
+        repository_url(tmp_path / "pyproject.toml")
+
+
+def test_colab_links_read_the_placeholder_with_or_without_git_as_unknown(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = "https://github.com/OWNER/REPO.git"\n')
+    assert repository_url(tmp_path / "pyproject.toml") is None
+    (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = "https://github.com/someone/cnn.git"\n')
+    assert repository_url(tmp_path / "pyproject.toml") == "https://github.com/someone/cnn"
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"cells": []}', '{"nbformat": 4}'])
+def test_colab_links_refuse_a_notebook_that_is_not_one(tmp_path, monkeypatch, content):
+    (tmp_path / "01_x.ipynb").write_text(content)
+    with pytest.raises(UserError, match="is not a notebook with cells"):
+        rewrite(tmp_path / "01_x.ipynb", None)
+    monkeypatch.setattr(colab_links, "NOTEBOOKS", tmp_path)
+    assert "is not a notebook with cells" in one_line(invoke("colab-links"))

@@ -1,0 +1,66 @@
+"""Safe writes: a full disk, a file-size limit or a refused write keeps the previous file whole and says why."""
+
+import errno
+import os
+import resource
+import tempfile
+from dataclasses import replace
+
+import pytest
+
+from commands import one_line, run
+from helpers import UserError
+from helpers.machinery.files import save_json
+from runs import TWO_EPOCHS, copy_of, train
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(two_epochs, smoke_data, tmp_path, monkeypatch):
+    run = copy_of(two_epochs["albumentations"][2], tmp_path)
+    saved = (run / "checkpoint.pt").read_bytes()
+    real_mkstemp = tempfile.mkstemp
+
+    def full_for_checkpoints(dir, prefix):
+        if prefix.startswith(".checkpoint.pt"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_mkstemp(dir=dir, prefix=prefix)
+
+    monkeypatch.setattr(tempfile, "mkstemp", full_for_checkpoints)
+    with pytest.raises(UserError, match="No space left on device.*still holds epoch 1"):
+        train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)
+    assert (run / "checkpoint.pt").read_bytes() == saved
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
+
+
+def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(data_root, smoke_data, tmp_path):
+    config = replace(TWO_EPOCHS, pipeline="fast", out=str(tmp_path))
+
+    def stop_after_epoch_1(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, smoke_data, on_epoch_end=stop_after_epoch_1)
+    saved = (tmp_path / "checkpoint.pt").read_bytes()
+
+    def limit_files_to_64_kib():  # history.json fits, the checkpoint does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    result = run(
+        "train",
+        "--resume",
+        str(tmp_path),
+        "--no-progress",
+        data_root=data_root,
+        preexec_fn=limit_files_to_64_kib,
+    )
+    assert "File too large" in one_line(result) and "still holds epoch 1" in one_line(result)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
+
+
+def test_a_refused_write_says_permission_not_space(tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refused)
+    with pytest.raises(UserError, match="Permission denied\\): make the folder writable, or choose another --out"):
+        save_json(tmp_path / "history.json", {})

@@ -1,0 +1,41 @@
+"""The notebooks' setup(): Colab gets only what it lacks, and errors show as one line."""
+
+from pathlib import Path
+
+from IPython.core.interactiveshell import InteractiveShell
+
+from helpers import UserError
+from helpers.machinery.notebook import missing_packages, pip_install, show_errors_in_one_line
+
+
+def test_colab_installs_only_what_it_lacks_and_holds_its_torch():
+    pins = {"albumentations": "2.0.8", "torchsummary": "1.5.1", "captum": "0.9.0"}
+    colab = {
+        "albumentations": "1.4.20",
+        "torchsummary": None,
+        "captum": "0.9.0",
+        "torch": "2.9.0+cu126",
+        "torchvision": "0.24.0",
+    }
+    needed = missing_packages(pins, installed=colab.get)
+    assert needed == ["albumentations==2.0.8", "torchsummary==1.5.1"]
+    command = pip_install(needed, installed=colab.get)
+    assert not any(part.startswith(("torch==", "torchvision==")) for part in command)
+    held = Path(command[command.index("--constraint") + 1]).read_text().split()
+    assert held == ["torch==2.9.0+cu126", "torchvision==0.24.0"]
+
+
+def test_a_user_error_in_a_notebook_is_one_line(capsys):
+    shell = InteractiveShell()
+    show_errors_in_one_line(shell)
+    shell.user_ns["UserError"] = UserError
+    shell.run_cell("raise UserError('cannot read checkpoint x: pass a run folder')")
+    shell.run_cell(
+        "raise KeyboardInterrupt('interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x')"
+    )
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "error: cannot read checkpoint x: pass a run folder",
+        "interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x",
+    ]
+    assert "Traceback" not in captured.out + captured.err

@@ -1,0 +1,107 @@
+"""A run folder: one owner at a time, nothing in it replaced unasked, a crash between the two saves repaired."""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from commands import ROOT, SMOKE_RUN, invoke, one_line
+from helpers import UserError
+from helpers.config import TrainConfig
+from helpers.machinery import run_folder
+from helpers.machinery.checkpoint import load_checkpoint, load_history
+from helpers.machinery.run_folder import RunFolder
+from runs import TWO_EPOCHS, copy_of, train, without_seconds
+
+
+def test_existing_run_is_not_overwritten(two_epochs, smoke_data, tmp_path):
+    run = copy_of(two_epochs["albumentations"][1], tmp_path)
+    before = (run / "history.json").read_bytes()
+    with pytest.raises(UserError, match="already holds a run"):
+        train(replace(TWO_EPOCHS, seed=5, out=str(run)), smoke_data)
+    assert (run / "history.json").read_bytes() == before
+
+
+def test_resume_into_a_folder_holding_another_run_is_refused(two_epochs, smoke_data, tmp_path):
+    source = copy_of(two_epochs["albumentations"][2], tmp_path, "a")
+    other = copy_of(two_epochs["fast"][1], tmp_path, "b")
+    before = (other / "checkpoint.pt").read_bytes()
+    with pytest.raises(UserError, match="already holds a run"):
+        train(replace(TWO_EPOCHS, out=str(other)), smoke_data, resume=source)
+    assert (other / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_crash_between_checkpoint_and_history_is_repaired_by_resume(two_epochs, smoke_data, tmp_path, monkeypatch):
+    uninterrupted = two_epochs["albumentations"][0]
+    run = copy_of(two_epochs["albumentations"][2], tmp_path)
+    real_save_json = run_folder.save_json
+
+    def crash_on_epoch_2(path, history):
+        if len(history["epochs"]) == 2:
+            raise SystemExit("killed")  # the process dies right after the checkpoint's rename
+        real_save_json(path, history)
+
+    monkeypatch.setattr(run_folder, "save_json", crash_on_epoch_2)
+    with pytest.raises(SystemExit):
+        train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)
+    monkeypatch.undo()
+    assert len(load_history(run)["epochs"]) == 1 and load_checkpoint(run)["epoch"] == 2
+    (run / ".checkpoint.pt.x7k2q9").write_bytes(b"half a checkpoint")  # left by a kill mid-write
+    resumed = train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)  # nothing left to train
+    assert load_history(run) == resumed
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+    assert not list(run.glob(".checkpoint.pt.*"))
+
+
+def test_an_unwritable_run_folder_is_a_user_error():
+    with pytest.raises(UserError, match="cannot write to run folder /proc/cannot-write-here"):
+        RunFolder("/proc/cannot-write-here").open()
+
+
+def test_a_folder_holding_only_a_history_is_not_overwritten(tmp_path):
+    (tmp_path / "history.json").write_text('{"mine": 1}')
+    assert "is not empty (it holds history.json)" in one_line(invoke("train", *SMOKE_RUN, "--out", str(tmp_path)))
+    assert (tmp_path / "history.json").read_text() == '{"mine": 1}'
+
+
+def test_overwrite_replaces_only_the_runs_own_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="is not empty .*notes.txt.*--overwrite"):
+        RunFolder(tmp_path).open()
+    run = RunFolder(tmp_path).open(overwrite=True)
+    run.begin(TrainConfig(), "test device", 1, 1)
+    run.append({"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5, "seconds": 1.0},
+               {"model": {}})  # fmt: skip
+    run.close()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.pt", "history.json", "notes.txt"]
+
+
+HOLD_THE_FOLDER = """
+import sys, time
+from helpers.machinery.run_folder import RunFolder
+folder = RunFolder(sys.argv[1]).open()  # held while this process lives
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_and_a_killed_owner_leaves_no_lock(data_root, tmp_path):
+    out = tmp_path / "run"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FOLDER, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert owner.stdout.readline() == "holding\n"
+        second = invoke("train", *SMOKE_RUN, "--out", str(out), "--overwrite")
+        assert f"in use by another run (process {owner.pid})" in one_line(second)
+    finally:
+        owner.kill()  # SIGKILL: no clean-up of its own
+        owner.wait()
+    with RunFolder(out).open():  # the killed owner's lock went with it
+        pass

@@ -1,0 +1,95 @@
+"""`python -m helpers seeds`: several seeds at once, one table, every run stopped by one signal."""
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from commands import SMOKE_RUN, invoke, one_line, run, start
+from helpers import UserError
+from helpers.machinery.seeds import default_jobs, parse_seeds
+
+
+def test_seeds_are_parsed_as_ranges_and_lists():
+    assert parse_seeds("1-8") == list(range(1, 9)) and parse_seeds("1-3,7") == [1, 2, 3, 7] and parse_seeds("5") == [5]
+
+
+def test_seeds_refuse_too_many_seeds_a_bad_jobs_and_an_out_dir_that_is_a_file(tmp_path):
+    with pytest.raises(UserError, match="more than 1000 seeds"):
+        parse_seeds("0-9223372036854775807")
+    assert "more than 1000 seeds" in one_line(invoke("seeds", "--seeds", "1-1001"))
+    assert "--jobs must be from 1 to the number of seeds (2)" in one_line(
+        invoke("seeds", "--seeds", "1-2", "--jobs", "3")
+    )
+    (tmp_path / "file").write_text("")
+    result = invoke("seeds", "--seeds", "1", "--out-dir", str(tmp_path / "file"), *SMOKE_RUN)
+    assert "cannot use --out-dir" in one_line(result)
+    assert default_jobs(["--device", "cpu"], 8) == 1 and default_jobs(["--device=cpu"], 8) == 1
+
+
+def test_seeds_rerun_on_a_finished_folder_is_refused_before_touching_its_logs(finished_run, tmp_path):
+    shutil.copytree(finished_run, tmp_path / "seed1")
+    (tmp_path / "seed1.log").write_text("the finished run's log\n")
+    result = invoke("seeds", "--seeds", "1", "--out-dir", str(tmp_path), *SMOKE_RUN)
+    assert "seed1 already holds a run" in one_line(result)
+    assert (tmp_path / "seed1.log").read_text() == "the finished run's log\n"
+
+
+def test_seeds_train_at_once_and_print_one_table(data_root, tmp_path):
+    result = run(
+        "seeds",
+        "--seeds",
+        "1-2",
+        "--jobs",
+        "2",
+        "--out-dir",
+        str(tmp_path),
+        *SMOKE_RUN,
+        "--pipeline",
+        "fast",
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "| seed1 | 1 |" in result.stdout and "| seed2 | 1 |" in result.stdout and "over 2 runs: best" in result.stdout
+    )
+    first, second = (json.loads((tmp_path / f"seed{seed}" / "history.json").read_text()) for seed in (1, 2))
+    assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
+    assert first["epochs"][0]["train_loss"] != second["epochs"][0]["train_loss"]  # two runs, not one twice
+
+
+def running_trainings(out_dir) -> list[int]:
+    """Processes training into `out_dir` (their command line names it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it ended
+            continue
+        if b"train" in command and any(str(out_dir).encode() in part for part in command):
+            found.append(int(proc.name))
+    return found
+
+
+def test_sigterm_to_seeds_stops_every_run_and_says_what_was_saved(data_root, tmp_path):
+    process = start("seeds", "--seeds", "1-2", "--jobs", "2", "--out-dir", str(tmp_path), *SMOKE_RUN,
+                    data_root=data_root)  # fmt: skip
+    logs = [tmp_path / f"seed{seed}.log" for seed in (1, 2)]
+
+    def started(log):
+        return log.exists() and "training on" in log.read_text()
+
+    deadline = time.monotonic() + 120
+    while not all(started(log) for log in logs) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until both runs have printed their device: both are under way
+    assert all(started(log) for log in logs), [log.read_text() for log in logs if log.exists()]
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert "each run folder in" in one_line(result, status=143)
+    assert running_trainings(tmp_path) == []  # nothing left running
+    assert all("interrupted" in log.read_text() for log in logs)  # each run said what it saved

@@ -1,0 +1,42 @@
+"""`python -m helpers summary`: the results table, and the spread of several seeds."""
+
+import numpy as np
+import pytest
+
+from commands import invoke, one_line
+from helpers.analysis import run_summary
+from helpers.machinery.summary import report, run_names, spread, summary_table
+from runs import LONG, history
+
+
+def test_spread_gives_mean_std_and_the_fraction_that_reached_85_9():
+    summaries = [run_summary(history(accuracies)) for accuracies in ([0.85, 0.86], [0.85, 0.858], [0.86, 0.859])]
+    stats = spread(summaries)
+    assert stats["best"][0] == pytest.approx(np.mean([0.86, 0.858, 0.86]))
+    assert stats["last"][1] == pytest.approx(np.std([0.86, 0.858, 0.859], ddof=1))
+    assert stats["reached"] == pytest.approx(2 / 3) and stats["first_epoch_published"] == 1.5
+
+
+def test_the_report_of_several_runs_adds_their_spread_and_the_share_that_reached_85_9():
+    runs = {"a": history([0.85, 0.86]), "b": history([0.85, 0.858])}
+    text = report(runs)
+    assert text.startswith(summary_table({name: run_summary(h) for name, h in runs.items()}))
+    assert (
+        text.splitlines()[-1] == "over 2 runs: best 85.90% ± 0.14%, last 85.90% ± 0.14% (mean ± std); 50% reached 85.9%"
+    )
+    assert report({"a": runs["a"]}) == summary_table({"a": run_summary(runs["a"])})  # one run: no spread
+    assert "not reached" in report({"short": history([0.5, 0.6])})
+    longer = history([0.85, 0.86, 0.87])
+    longer["config"] = {**longer["config"], "epochs": 3}
+    assert report({"a": runs["a"], "c": longer}).endswith("no spread: the runs differ in more than the seed (epochs)")
+
+
+def test_summary_names_every_run_apart(tmp_path, monkeypatch):
+    assert run_names(["runs/a", "other/b/"]) == ["a", "b"]
+    assert run_names(["a/run", "b/run"]) == ["a/run", "b/run"]  # the same folder name twice: the paths
+    monkeypatch.chdir(tmp_path)
+    assert run_names(["."]) == [tmp_path.name]
+
+
+def test_summary_of_a_long_name_is_one_line():
+    assert "cannot" in one_line(invoke("summary", LONG))

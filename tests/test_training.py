@@ -1,0 +1,113 @@
+"""fit on the CPU: what it saves, that runs repeat and resume exactly, and when it stops."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from helpers import UserError, training
+from helpers.config import PIPELINES
+from helpers.machinery.checkpoint import load_checkpoint, load_history
+from helpers.training import TrainingDiverged, divergence
+from runs import SMOKE_CONFIG, TWO_EPOCHS, copy_of, interrupt, train, without_seconds
+
+
+def test_a_run_saves_what_it_returns(learning_runs):
+    history, folder = learning_runs["albumentations"]  # that it learns: tests/test_pipelines.py, for both pipelines
+    assert load_history(folder) == history
+    assert history["meta"]["device"].startswith("CPU") and history["meta"]["train_images"] == 2000
+    checkpoint = load_checkpoint(folder)  # weights_only=True
+    assert checkpoint["epoch"] == 1 and checkpoint["history"] == history["epochs"]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_an_interrupted_run_resumed_repeats_the_uninterrupted_one_and_another_seed_does_not(
+    two_epochs, smoke_data, tmp_path, pipeline
+):
+    uninterrupted = two_epochs[pipeline][0]
+    config = replace(TWO_EPOCHS, pipeline=pipeline, out=str(tmp_path / "parts"))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, smoke_data, on_epoch_end=interrupt)
+    assert load_checkpoint(tmp_path / "parts")["epoch"] == 1
+    resumed = train(config, smoke_data, resume=tmp_path / "parts")
+    assert without_seconds(resumed) == without_seconds(uninterrupted)  # a fresh epoch 1 and a resumed epoch 2
+    assert load_history(tmp_path / "parts")["meta"]["resumed"][0]["at_epoch"] == 2
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(config, seed=2, out=str(tmp_path / "seed2")), smoke_data, on_epoch_end=interrupt)
+    assert load_history(tmp_path / "seed2")["epochs"][0]["train_loss"] != uninterrupted["epochs"][0]["train_loss"]
+
+
+def test_resume_with_other_experiment_settings_is_refused(two_epochs, smoke_data, tmp_path):
+    run = copy_of(two_epochs["albumentations"][2], tmp_path)
+    with pytest.raises(UserError, match="epochs=2"):
+        train(replace(TWO_EPOCHS, epochs=3, out=str(run)), smoke_data, resume=run)
+
+
+@pytest.mark.parametrize(
+    "tensor, value",
+    [
+        ("block1.0.weight", float("nan")),  # the test loss becomes NaN too
+        ("block1.1.running_var", float("inf")),  # only the BatchNorm statistics say so
+    ],
+)
+def test_divergence_stops_the_run_and_keeps_the_last_good_epoch(
+    two_epochs, smoke_data, tmp_path, monkeypatch, tensor, value
+):
+    run = copy_of(two_epochs["albumentations"][2], tmp_path)
+    saved = (run / "checkpoint.pt").read_bytes()
+    train_epoch = training.train_epoch
+
+    def diverging(trainer, *args, **kwargs):  # epoch 2 ends with one tensor gone, as a diverged step leaves it
+        result = train_epoch(trainer, *args, **kwargs)
+        trainer.model.state_dict()[tensor].fill_(value)  # the state dict's tensors are the model's own
+        return result
+
+    monkeypatch.setattr(training, "train_epoch", diverging)
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 2: .*lower --max-lr; .* still holds epoch 1"):
+        train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)
+    assert (run / "checkpoint.pt").read_bytes() == saved
+    assert len(load_history(run)["epochs"]) == 1
+
+
+def test_an_exploding_but_finite_loss_is_divergence():
+    model = torch.nn.Linear(2, 2)
+    record = {"train_loss": 1.5, "test_loss": 1.6}
+    assert divergence(model, record, first_loss=2.0, fp16=False) is None
+    assert "above 20" in divergence(model, {**record, "test_loss": 25.0}, first_loss=2.0, fp16=False)
+    assert "above 23" in divergence(
+        model, {**record, "train_loss": 1e4}, first_loss=math.inf, fp16=False
+    )  # epoch 1: ln 10
+    assert "non-finite loss" in divergence(model, {**record, "nonfinite_steps": 1}, first_loss=2.0, fp16=False)
+    assert (
+        divergence(model, {**record, "nonfinite_steps": 1}, first_loss=2.0, fp16=True) is None
+    )  # the scaler skipped it
+
+
+def test_divergence_before_any_epoch_says_nothing_was_saved(smoke_data, tmp_path):
+    few = replace(smoke_data, train_images=smoke_data.train_images[:64], train_labels=smoke_data.train_labels[:64])
+    with pytest.raises(TrainingDiverged, match="no epoch has finished, so nothing was saved"):
+        train(replace(SMOKE_CONFIG, max_lr=1e6, out=str(tmp_path / "run")), few)
+    assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
+
+
+def test_interrupt_before_the_first_epoch_says_nothing_was_saved(smoke_data, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "make_loaders", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved; start again"):
+        train(replace(SMOKE_CONFIG, out=str(tmp_path / "run")), smoke_data)
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupted_data_gives_one_line_and_leaves_no_run_folder(data_root, tmp_path):
+    corrupted = tmp_path / "data" / "cifar-10-batches-py"
+    corrupted.mkdir(parents=True)
+    for path in (data_root / "cifar-10-batches-py").iterdir():
+        (corrupted / path.name).symlink_to(path)
+    (corrupted / "data_batch_3").unlink()
+    (corrupted / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="^CIFAR-10 files in .* fail torchvision's MD5 check"):
+        train(replace(SMOKE_CONFIG, data_root=str(tmp_path / "data"), out=str(tmp_path / "run")), data=None)
+    assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
