@@ -16,7 +16,7 @@ SHELL := bash
 PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "is ignored" || true; }
 
-.PHONY: setup lint test train bench lab colab-links notebooks clean
+.PHONY: setup lint test train bench lab colab-links colab-check notebooks clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements.txt $(QUIET)
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e . $(QUIET)
-	$(PY) -c "import helpers, torch, albumentations, torchsummary, captum, nbclient, jupyterlab"
+	$(PY) -c "import helpers, torch, albumentations, torchsummary, captum, pyarrow, nbclient, jupyterlab"
+	touch $@
+
+# Colab's own package set (requirements-colab.txt, from googlecolab/backend-info) on Python 3.13, as Colab has.
+# COLAB_PYTHON: the first Python 3.13 that runs, on the PATH or among pyenv's versions.
+COLAB_PYTHON ?= $(firstword $(shell for python in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; \
+	do $$python -c "" 2>/dev/null && echo $$python; done))
+COLAB_VENV := .venv-colab
+$(COLAB_VENV)/.installed: requirements-colab.txt
+	@test -n "$(COLAB_PYTHON)" || { echo "error: no Python 3.13 found: install it, or pass COLAB_PYTHON=/path/to/python3.13"; exit 2; }
+	$(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-colab.txt $(QUIET)
 	touch $@
 
 # ruff, pinned in requirements.txt: lint, and the format it would write.
@@ -37,6 +48,13 @@ lint: setup
 test: setup
 	$(PY) -m pytest -q -m "not notebooks" tests
 	$(PY) -m pytest -q -m notebooks tests
+	@echo "(the same notebooks on Colab's own package set: make colab-check; last result in docs/colab.md)"
+
+# The five notebooks as in Colab, on Colab's package set: each once, its set-up cell installing only what Colab
+# lacks (captum, removed first, so that every check installs it as Colab does).
+colab-check: $(COLAB_VENV)/.installed
+	$(COLAB_VENV)/bin/python -m pip uninstall -q -y captum $(QUIET)
+	PYTHONPATH=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -m notebooks -p no:cacheprovider tests/test_notebooks.py
 
 train: setup
 	$(PY) -m helpers train --out runs/published $(ARGS)
@@ -60,4 +78,4 @@ notebooks: setup
 	SMOKE=$(SMOKE) $(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

@@ -1,4 +1,5 @@
-"""CIFAR-10 held in memory as uint8 arrays, read from a local root or downloaded by torchvision."""
+"""CIFAR-10 held in memory as uint8 arrays: the official files under a local root, or downloaded once (from a
+mirror checked against the official files, else from the official server by torchvision)."""
 
 import os
 from dataclasses import dataclass
@@ -9,8 +10,10 @@ import numpy as np
 from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
 from helpers import PROJECT_ROOT, UserError
+from helpers.machinery.download import MirrorError, from_cache, from_mirror
 
 DATA_ROOT_ENV = "CIFAR10_ROOT"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # The project's own data/, whatever the working directory (the notebooks run in notebooks/);
 # ./data for a copy of the package installed outside its checkout.
 DEFAULT_DATA_ROOT = PROJECT_ROOT / "data" if (PROJECT_ROOT / "pyproject.toml").exists() else Path("data")
@@ -57,36 +60,30 @@ def class_balanced_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.n
     return np.sort(np.concatenate(chosen))
 
 
-def _torchvision_split(root: Path, train: bool, download: bool):
+def _official_split(root: Path, train: bool):
+    """(images, labels) from the official files under `root` (torchvision checks their MD5 sums), or None
+    where they are missing or fail the check."""
     folder = root / TorchvisionCIFAR10.base_folder
     try:
-        return TorchvisionCIFAR10(str(root), train=train, download=False)
+        split = TorchvisionCIFAR10(str(root), train=train, download=False)
     except OSError as error:  # there, but the system refuses to read it: a download would not help
         raise UserError(
             f"CIFAR-10 files in {folder} cannot be read ({error.strerror}: {error.filename}): "
             f"make them readable, or pass another folder with --data-root or ${DATA_ROOT_ENV}"
         ) from None
     except RuntimeError:  # torchvision: "Dataset not found or corrupted."
-        problem = "fail torchvision's MD5 check" if folder.exists() else "are missing"
-    if download:
-        try:
-            return _download(root, train)
-        except Exception as error:  # network errors come in many types; all mean the same here
-            problem += f" and the download failed ({type(error).__name__})"
-    raise UserError(
-        f"CIFAR-10 files in {folder} {problem}: put the official python-version files "
-        f"(cifar-10-batches-py) under a folder and pass it with --data-root or ${DATA_ROOT_ENV}, "
-        f"or run once with internet access to download them (163 MB)"
-    )
+        return None
+    return split.data, np.asarray(split.targets, dtype=np.int64)
 
 
-def _download(root: Path, train: bool):
-    """torchvision's download into `root`; after a failure, remove the folders and archive it made."""
+def _official_download(root: Path) -> dict:
+    """torchvision's download of the official files into `root` (MD5-checked); after a failure, remove the
+    folders and archive it made."""
     made = [path for path in (root, *root.parents) if not path.exists()]
     archive = root / TorchvisionCIFAR10.filename
     had_archive = archive.exists()
     try:
-        return TorchvisionCIFAR10(str(root), train=train, download=True)
+        TorchvisionCIFAR10(str(root), train=True, download=True)
     except BaseException:
         if not had_archive:
             archive.unlink(missing_ok=True)
@@ -96,28 +93,52 @@ def _download(root: Path, train: bool):
             except OSError:
                 break
         raise
+    return {split: _official_split(root, train=split == "train") for split in ("train", "test")}
+
+
+def _find_or_download(root: Path, download: bool) -> dict:
+    """{"train": (images, labels), "test": ...}: the official files under `root`; else the arrays a mirror
+    download kept there; else (with `download`) the mirror, checked against the official files' digests;
+    else torchvision's download of the official files."""
+    splits = {split: _official_split(root, train=split == "train") for split in ("train", "test")}
+    if all(pair is not None for pair in splits.values()):
+        return splits
+    folder = root / TorchvisionCIFAR10.base_folder
+    problem = "fail torchvision's MD5 check" if folder.exists() else "are missing"
+    kept = from_cache(root)
+    if kept is not None:
+        return kept
+    tried = ""
+    if download:
+        try:
+            return from_mirror(root)
+        except MirrorError as error:
+            print(f"not using the mirror: {error}; trying the official download (163 MB, slow)")
+            tried = f"; tried the mirror ({error})"
+        try:
+            return _official_download(root)
+        except Exception as error:  # network errors come in many types; all mean the same here
+            tried += f" and the official download ({type(error).__name__})"
+    raise UserError(
+        f"CIFAR-10 files in {folder} {problem}{tried}: put the official python-version files "
+        f"(cifar-10-batches-py) under a folder and pass it with --data-root or ${DATA_ROOT_ENV}, "
+        f"or run once with internet access to download them"
+    )
 
 
 @lru_cache(maxsize=4)
 def _load(root: Path, download: bool) -> CIFAR10Data:
-    train = _torchvision_split(root, train=True, download=download)
-    test = _torchvision_split(root, train=False, download=download)
-    mean, std = channel_stats(train.data)
-    for array in (train.data, test.data):
+    splits = _find_or_download(root, download)
+    (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
+    mean, std = channel_stats(train_images)
+    for array in (train_images, test_images):
         array.flags.writeable = False  # shared by every caller of the cache
-    return CIFAR10Data(
-        train_images=train.data,
-        train_labels=np.asarray(train.targets, dtype=np.int64),
-        test_images=test.data,
-        test_labels=np.asarray(test.targets, dtype=np.int64),
-        classes=tuple(train.classes),
-        mean=mean,
-        std=std,
-    )
+    return CIFAR10Data(train_images, train_labels, test_images, test_labels, CLASSES, mean, std)
 
 
 def load_cifar10(root=None, subset=None, test_subset=None, download=True) -> CIFAR10Data:
-    """Load CIFAR-10 (MD5-checked), optionally a class-balanced subset of train and/or test.
+    """Load CIFAR-10 (the official files MD5-checked, or a mirror's checked against their digests), optionally a
+    class-balanced subset of train and/or test.
 
     mean and std are always those of the full training set, the published normalisation.
     """

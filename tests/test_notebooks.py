@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers.machinery.colab_links import COLAB_DIR, notebook_agrees, repository_url
+from helpers.machinery.colab_links import COLAB_DIR, PLACEHOLDER, notebook_agrees, repository_url
+from helpers.machinery.notebook import missing_packages, pinned_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -31,6 +32,15 @@ def test_every_notebook_has_the_badge_and_set_up_cell_of_the_address_in_pyprojec
 def test_notebooks_are_thin(path):
     code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
     assert not [line for source in code for line in source.splitlines() if re.match(r"\s*(def|class) ", line)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_learner_meets_a_short_set_up_cell_and_no_note_for_the_maintainer(path):
+    cells = nbformat.read(path, as_version=4).cells
+    setup = cells[2].source.splitlines()
+    assert len(setup) <= 5 and max(len(line) for line in setup) <= 100
+    text = "\n".join(cell.source for cell in cells)
+    assert not any(note in text for note in ("make colab-links", "[project.urls]", "pyproject.toml", "public address"))
 
 
 def test_every_lesson_module_is_read_by_a_notebook():
@@ -148,16 +158,18 @@ def test_a_notebook_runs_as_in_colab_from_its_first_cell(origin, data_root, tmp_
     committed = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     notebook = copy.deepcopy(committed)
     setup = notebook.cells[2]
-    setup.source = re.sub(r"^PROJECT_URL = .*$", f"PROJECT_URL = {origin!r}", setup.source, flags=re.M)
-    setup.source = setup.source.replace(repr(COLAB_DIR), repr(str(project)))  # the clone address, for the test only
+    setup.source = setup.source.replace(repository_url() or PLACEHOLDER, origin)  # a clone of this tree, and
+    setup.source = setup.source.replace(COLAB_DIR, str(project))  # where Colab's would be, for the test only
     notebook.cells.insert(3, copy.deepcopy(setup))  # a learner runs the first cell twice
+
+    needed = missing_packages(pinned_versions())  # what this Python lacks: nothing; on Colab's set, captum
     NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(content)}}
     ).execute()
 
     first, second = (shown_text(cell) for cell in notebook.cells[2:4])
-    assert first.startswith("Colab: CIFAR-10") and "installing" not in first
-    assert second.startswith("Colab:")
+    assert first.startswith(f"installing {', '.join(needed)} (") if needed else "installing" not in first
+    assert first.splitlines()[-1].startswith("Colab: CIFAR-10") and second.startswith("Colab:")  # run twice
     assert (project / "notebooks" / name).exists()
     assert (project / WRITTEN[name]).exists()
     ran = notebook.cells[:3] + notebook.cells[4:]  # without the set-up cell run twice

@@ -13,3 +13,7 @@ the lessons call it through a few names: `Trainer` (a model on a device), `load_
 - train.py, bench.py, seeds.py, summary.py, colab_links.py: the commands (`python -m helpers COMMAND`)
 - notebook.py     setup(), called by each notebook's first cell
 """
+
+from helpers.machinery.notebook import setup  # the notebooks' first cell: short to type
+
+__all__ = ["setup"]

@@ -37,12 +37,9 @@ def repository_url(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str | N
 
 
 def badge(url: str | None, notebook: str) -> str:
-    """The Colab badge for a checked address (repository_url), or how to set one."""
-    if url is None:
-        return (
-            "**Open in Colab:** this copy of the project does not know its public address yet: set `Repository` "
-            "under `[project.urls]` in `pyproject.toml`, then run `make colab-links`."
-        )
+    """The Colab badge for a checked address (repository_url); while it is unknown, where to read how to run."""
+    if url is None:  # what to do about it is the maintainer's business (README, make colab-links), not the learner's
+        return "**Run this notebook** in JupyterLab (`make lab`) or in Google Colab: see the [README](../README.md)."
     path = url.removeprefix("https://github.com/")
     return (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
@@ -51,21 +48,13 @@ def badge(url: str | None, notebook: str) -> str:
 
 
 def setup_cell(url: str | None) -> str:
-    address = repr(url) if url else f"None  # unknown yet: {UNSET}"
-    return f"""# Set-up. In Colab: fetch the project and install what Colab lacks (never its torch). Locally
-# (make lab) the project is installed already. Safe to run twice. `make colab-links` writes PROJECT_URL.
-PROJECT_URL = {address}
-PROJECT_DIR = {COLAB_DIR!r}  # in Colab: the notebooks run in its notebooks/, so ../img and ../runs are the project's
-import os, subprocess, sys
-if 'google.colab' in sys.modules:
-    if not os.path.isdir(PROJECT_DIR):
-        assert PROJECT_URL, "this notebook does not know where the project lives: type its address into PROJECT_URL above (PROJECT_URL = 'https://github.com/OWNER/REPO') and run this cell again"
-        subprocess.run(['git', 'clone', '-q', '--depth', '1', PROJECT_URL, PROJECT_DIR], check=True)
-    if PROJECT_DIR not in sys.path:
-        sys.path.insert(0, PROJECT_DIR)  # imports at once: no restart, unlike an editable install
-    os.chdir(os.path.join(PROJECT_DIR, 'notebooks'))
-from helpers.machinery.notebook import setup
-setup()"""
+    """Five lines: in Colab, clone the project once into COLAB_DIR and import it from there; everywhere,
+    helpers.machinery.setup() (Colab's missing packages, one-line errors, where the data comes from)."""
+    return f"""import os, sys  # set-up, safe to run twice: in Colab, fetch the project once
+if 'google.colab' in sys.modules and not os.path.isdir({COLAB_DIR!r}):
+    !git clone -q --depth 1 {url or PLACEHOLDER} {COLAB_DIR}
+sys.path.insert(0, {COLAB_DIR!r})  # Colab's copy of the project (no such folder elsewhere)
+from helpers.machinery import setup; setup()"""
 
 
 def first_cells(url: str | None, notebook: str) -> list[dict]:

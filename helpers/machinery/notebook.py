@@ -1,4 +1,5 @@
 """`setup()`, called by the first cell of every notebook (after that cell has put the project on the path).
+In Colab it works from the project's notebooks/ folder, as locally.
 
 In Colab it installs the packages Colab lacks, at the versions in requirements.txt, never touching
 Colab's own torch. Everywhere it makes a UserError, or an interrupted run, show as the one line the
@@ -72,6 +73,7 @@ def setup():
     where the data comes from. (Notebook 4, which trains, says which device and precision it uses.)"""
     in_colab = "google.colab" in sys.modules
     if in_colab:
+        os.chdir(PROJECT_ROOT / "notebooks")  # as locally: ../img and ../runs are the project's
         needed = missing_packages(pinned_versions())
         if needed:
             print("installing", ", ".join(needed), "(torch and torchvision stay Colab's own)")
@@ -92,6 +94,8 @@ def setup():
     if (resolve_data_root() / "cifar-10-batches-py").is_dir():
         data = f"CIFAR-10 from {where}"
     else:
-        data = f"CIFAR-10 will be downloaded into {where} on first use (163 MB)"
+        data = (
+            f"CIFAR-10 will be downloaded into {where} on first use (from a mirror checked against the official files)"
+        )
     # No paths: the saved notebook is what every reader sees first.
     print(f"{'Colab' if in_colab else 'local'}: {data}")

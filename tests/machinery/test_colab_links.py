@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from commands import ROOT, invoke, one_line
 from helpers import UserError
@@ -11,15 +12,16 @@ from helpers.machinery import colab_links
 from helpers.machinery.colab_links import badge, notebook_agrees, repository_url, rewrite, setup_cell
 
 
-def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_says_how_to_set_it(tmp_path):
+def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_points_the_learner_to_the_readme(tmp_path):
     url = "https://github.com/someone/cnn-cifar10"
     assert "colab.research.google.com/github/someone/cnn-cifar10/blob/main/notebooks/01_data.ipynb" in badge(
         url, "01_data.ipynb"
     )
-    assert f"PROJECT_URL = {url!r}" in setup_cell(url)
-    assert "[project.urls]" in badge(None, "01_data.ipynb") and "type its address into PROJECT_URL" in setup_cell(None)
-    for address in (url, None):
-        compile(setup_cell(address), "set-up cell", "exec")  # valid Python either way
+    assert f"git clone -q --depth 1 {url} /content/cnn-cifar10" in setup_cell(url)
+    assert "README" in badge(None, "01_data.ipynb") and "OWNER/REPO" in setup_cell(None)
+    for address in (url, None):  # valid IPython either way; at most 5 lines of at most 100 characters
+        assert TransformerManager().check_complete(setup_cell(address)) == ("complete", None)
+        assert len(setup_cell(address).splitlines()) <= 5 and max(map(len, setup_cell(address).splitlines())) <= 100
     notebook = tmp_path / "01_data.ipynb"
     shutil.copy(ROOT / "notebooks" / "01_data.ipynb", notebook)
     assert rewrite(notebook, url) and notebook_agrees(json.loads(notebook.read_text()), url, notebook.name)

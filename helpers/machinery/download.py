@@ -1,0 +1,207 @@
+"""CIFAR-10 from a mirror, trusted only once it equals the official files.
+
+The official server has answered at about 70-80 kB/s since 2026-06: most of an hour for its 163 MB. The
+Hugging Face copy (the dataset uoft-cs/cifar10: two parquet files of PNG images and labels) arrives in
+seconds. Nothing from it is used unless its decoded images and labels equal the official arrays: each
+image and its label must hash to the digest this project computed from the official files
+(cifar10_digests.npz, written by `python -m helpers.machinery.download --write-digests ROOT`), where a
+mirror in another order is put into the official one; then the whole arrays must hash to the official
+SHA-256. The verified arrays are kept as one .npz beside where the official files would be, and checked
+again on every load.
+"""
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+MIRROR_ENV = "CIFAR10_MIRROR"
+MIRROR = "https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main"
+# The small test split first: a mirror that differs there is refused before the 50,000 training images.
+SPLITS = {"test": "plain_text/test-00000-of-00001.parquet", "train": "plain_text/train-00000-of-00001.parquet"}
+CACHE = "cifar-10-mirror.npz"  # the verified arrays, in the data root
+DIGESTS = Path(__file__).with_name("cifar10_digests.npz")
+ATTEMPTS = 4  # per file: a dropped connection resumes where it stopped
+
+
+class MirrorError(Exception):
+    """The mirror did not answer, or what it sent is not the official CIFAR-10."""
+
+
+def mirror_base() -> str:
+    """$CIFAR10_MIRROR (a base under which plain_text/*.parquet are found), else the Hugging Face copy."""
+    return (os.environ.get(MIRROR_ENV) or MIRROR).rstrip("/")
+
+
+def image_digests(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One 64-bit BLAKE2b digest per (image, label), as uint64."""
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(row.tobytes() + bytes([label]), digest_size=8).digest(), "little")
+            for row, label in zip(flat, labels.astype(np.uint8), strict=True)
+        ],
+        dtype=np.uint64,
+    )
+
+
+def arrays_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of the uint8 NHWC images followed by the int64 labels."""
+    digest = hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def official_order(split: str, images: np.ndarray, labels: np.ndarray):
+    """The split's images and labels in the official order, checked against the official digests; raise
+    MirrorError where they are not the official ones."""
+    shipped = np.load(DIGESTS)
+    if arrays_digest(images, labels) == str(shipped[f"{split}_sha256"]):  # the official arrays, in order
+        return images, labels
+    expected = shipped[f"{split}_images"]
+    found = image_digests(images, labels)
+    if len(found) != len(expected):
+        raise MirrorError(f"its {split} split has {len(found):,} images, not the official {len(expected):,}")
+    if not np.array_equal(found, expected):
+        where = {digest: index for index, digest in enumerate(found.tolist())}  # duplicates are interchangeable
+        missing = sum(digest not in where for digest in expected.tolist())
+        if missing:
+            raise MirrorError(f"{missing:,} of its {split} images or labels differ from the official ones")
+        order = np.array([where[digest] for digest in expected.tolist()])
+        images, labels = images[order], labels[order]
+    if arrays_digest(images, labels) != str(shipped[f"{split}_sha256"]):
+        raise MirrorError(f"its {split} split does not hash to the official SHA-256")
+    return images, labels
+
+
+def fetch(url: str, path: Path):
+    """Download `url` to `path` with a progress bar on stdout, resuming a dropped connection (HTTP Range)
+    up to ATTEMPTS times."""
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        for attempt in range(ATTEMPTS):
+            done = path.stat().st_size if path.exists() else 0
+            request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response, open(path, "ab") as file:
+                    if done and response.status != 206:  # the server ignored the range: start again
+                        file.truncate(0)
+                        done = 0
+                    total = done + int(response.headers.get("Content-Length", 0))
+                    if bar is None:
+                        bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, file=sys.stdout,
+                                   desc=f"{path.name} ({total / 1e6:.0f} MB)", leave=False)  # fmt: skip
+                    while chunk := response.read(1 << 20):
+                        file.write(chunk)
+                        bar.update(len(chunk))
+                if path.stat().st_size < total:
+                    raise http.client.IncompleteRead(b"", total - path.stat().st_size)
+                return
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # refused, or dropped
+                dropped = bar is not None and not isinstance(error, urllib.error.HTTPError)
+                if not dropped or attempt == ATTEMPTS - 1:
+                    raise MirrorError(f"{url} did not answer: {type(error).__name__}") from None
+                time.sleep(attempt)  # then resume from the bytes already on disk
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def read_split(path: Path):
+    """(uint8 NHWC images, int64 labels) from a parquet file of PNG images ('img': {'bytes'}) and 'label'."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    try:
+        table = pq.read_table(path, columns=["img", "label"])
+        pngs = [cell["bytes"] for cell in table.column("img").to_pylist()]
+        images = np.stack([np.asarray(Image.open(BytesIO(png)).convert("RGB")) for png in pngs])
+        labels = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
+    except Exception as error:  # not parquet, other columns, not PNG: all mean the same here
+        raise MirrorError(f"{path.name} is not CIFAR-10 as parquet of PNG images ({type(error).__name__})") from None
+    if images.shape[1:] != (32, 32, 3):
+        raise MirrorError(f"{path.name} holds images of shape {images.shape[1:]}, not 32x32x3")
+    return images, labels
+
+
+def from_mirror(root: Path) -> dict:
+    """Download both splits from the mirror, check them, and keep the arrays in root/CACHE.
+    Returns {"train": (images, labels), "test": (images, labels)}; leaves nothing in root on failure."""
+    base = mirror_base()
+    print(f"downloading CIFAR-10 from {base} (checked against the official files before use)")
+    made = [path for path in (root, *root.parents) if not path.exists()]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".cifar-10-mirror-") as folder:
+            splits = {}
+            for split, name in SPLITS.items():
+                path = Path(folder) / Path(name).name
+                fetch(f"{base}/{name}", path)
+                splits[split] = official_order(split, *read_split(path))
+            save_cache(root, splits)
+        return splits
+    except BaseException:
+        for path in made:  # deepest first: the folders made for this download, if they are empty again
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def save_cache(root: Path, splits: dict):
+    """The verified arrays, written to a temporary file and renamed: a kill leaves no half file."""
+    handle, temporary = tempfile.mkstemp(dir=root, prefix=f".{CACHE}.", suffix=".npz")
+    try:
+        os.fchmod(handle, 0o644)  # as the official files: readable by all
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **{f"{split}_{kind}": array for split, pair in splits.items()
+                              for kind, array in zip(("images", "labels"), pair, strict=True)})  # fmt: skip
+        os.replace(temporary, root / CACHE)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def from_cache(root: Path) -> dict | None:
+    """The arrays a mirror download kept in root, checked again; None if there are none or they do not check."""
+    path = root / CACHE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as saved:
+            return {
+                split: official_order(split, saved[f"{split}_images"], saved[f"{split}_labels"]) for split in SPLITS
+            }
+    except (MirrorError, OSError, ValueError, KeyError):
+        return None
+
+
+def write_digests(root: Path):
+    """Compute the digests this module checks against, from the official files under `root`."""
+    from torchvision.datasets import CIFAR10
+
+    values = {}
+    for split in SPLITS:
+        official = CIFAR10(str(root), train=split == "train", download=False)
+        images, labels = official.data, np.asarray(official.targets, dtype=np.int64)
+        values[f"{split}_images"] = image_digests(images, labels)
+        values[f"{split}_sha256"] = np.array(arrays_digest(images, labels))
+    np.savez_compressed(DIGESTS, **values)
+
+
+if __name__ == "__main__":  # python -m helpers.machinery.download --write-digests ROOT (done once, shipped)
+    if sys.argv[1:2] != ["--write-digests"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m helpers.machinery.download --write-digests ROOT")
+    write_digests(Path(sys.argv[2]))
+    print(f"wrote {DIGESTS} ({DIGESTS.stat().st_size:,} bytes)")

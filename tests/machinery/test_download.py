@@ -1,0 +1,94 @@
+"""CIFAR-10 from a mirror (a stand-in on 127.0.0.1): used only once it equals the official arrays, kept for the
+next load, and refused in one line, with nothing left behind, when it does not or does not answer."""
+
+import os
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from commands import SMOKE_RUN, invoke, one_line
+from helpers import UserError, data
+from helpers.data import load_cifar10
+from helpers.machinery.download import CACHE, SPLITS
+from mirror import Server, build, write_split
+
+ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers there
+
+
+@pytest.fixture(scope="module")
+def stand_in(cifar, tmp_path_factory):
+    """The mirror's two files, made from the official arrays; the test split in another order."""
+    order = np.random.default_rng(0).permutation(len(cifar.test_labels))
+    splits = {
+        "train": (cifar.train_images, cifar.train_labels),
+        "test": (cifar.test_images[order], cifar.test_labels[order]),
+    }
+    return build(tmp_path_factory.mktemp("mirror"), splits)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No internet, as here: only 127.0.0.1 answers (the official server's download fails at once)."""
+    urlopen = urllib.request.urlopen
+
+    def local_only(request, *args, **kwargs):
+        url = request.full_url if isinstance(request, urllib.request.Request) else request
+        if not url.startswith("http://127.0.0.1:"):
+            raise urllib.error.URLError("no network")
+        return urlopen(request, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", local_only)
+    data._load.cache_clear()  # every load below reads its folder anew
+
+
+def test_a_mirror_download_equals_the_official_arrays_survives_a_dropped_connection_and_is_kept(
+    cifar, stand_in, tmp_path, monkeypatch, offline
+):
+    root = tmp_path / "data"
+    with Server(stand_in, drop=3_000_000) as mirror:  # each file's first answer stops after 3 MB
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        loaded = load_cifar10(root)
+    for name in ARRAYS:  # the test split was shuffled: put back in the official order
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(cifar, name))
+    assert (loaded.mean, loaded.std, loaded.classes) == (cifar.mean, cifar.std, cifar.classes)
+    resumed = [path for path, range_ in mirror.requests if range_ == "bytes=3000000-"]
+    assert sorted(resumed) == sorted(f"/{name}" for name in SPLITS.values())
+    assert [path.name for path in root.iterdir()] == [CACHE]  # what was kept; no temporary file
+    data._load.cache_clear()  # as a new process would
+    monkeypatch.setenv("CIFAR10_MIRROR", NOWHERE)
+    again = load_cifar10(root, download=False)  # from what was kept, checked again: nothing downloaded
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(again, name), getattr(cifar, name))
+
+
+def test_a_mirror_one_pixel_off_is_refused_in_one_line_and_leaves_nothing(
+    cifar, stand_in, tmp_path, monkeypatch, offline
+):
+    changed = tmp_path / "mirror"
+    (changed / SPLITS["train"]).parent.mkdir(parents=True)
+    os.symlink(stand_in / SPLITS["train"], changed / SPLITS["train"])
+    images = cifar.test_images.copy()
+    images[1234, 5, 6, 0] ^= 1  # one channel of one pixel of one image
+    write_split(changed / SPLITS["test"], images, cifar.test_labels)
+    root = tmp_path / "data" / "cifar"
+    with Server(changed) as mirror:
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        with pytest.raises(UserError) as error:
+            load_cifar10(root)
+    message = str(error.value)
+    assert "tried the mirror (1 of its test images or labels differ from the official ones)" in message
+    assert "and the official download (URLError)" in message and "\n" not in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mirror"]  # the data folders made are gone
+
+
+def test_a_mirror_that_does_not_answer_ends_the_command_in_one_line(tmp_path, monkeypatch, offline):
+    monkeypatch.setenv("CIFAR10_MIRROR", NOWHERE)
+    root = tmp_path / "data"
+    result = invoke("train", *SMOKE_RUN, "--data-root", str(root), "--out", str(tmp_path / "run"))
+    line = one_line(result)
+    assert f"tried the mirror ({NOWHERE}/{SPLITS['test']} did not answer: URLError)" in line
+    assert "and the official download (URLError)" in line and "--data-root" in line
+    assert list(tmp_path.iterdir()) == []
