@@ -54,7 +54,8 @@ test: setup
 # lacks (captum, removed first, so that every check installs it as Colab does).
 colab-check: $(COLAB_VENV)/.installed
 	$(COLAB_VENV)/bin/python -m pip uninstall -q -y captum $(QUIET)
-	PYTHONPATH=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -m notebooks -p no:cacheprovider tests/test_notebooks.py
+	PYTHONPATH=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -m notebooks -p no:cacheprovider -W ignore::DeprecationWarning \
+		tests/test_notebooks.py
 
 train: setup
 	$(PY) -m helpers train --out runs/published $(ARGS)

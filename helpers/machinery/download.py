@@ -18,7 +18,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -119,13 +118,13 @@ def fetch(url: str, path: Path):
 
 def read_split(path: Path):
     """(uint8 NHWC images, int64 labels) from a parquet file of PNG images ('img': {'bytes'}) and 'label'."""
+    import cv2  # albumentations' own image library: decodes a PNG faster than Pillow
     import pyarrow.parquet as pq
-    from PIL import Image
 
     try:
         table = pq.read_table(path, columns=["img", "label"])
         pngs = [cell["bytes"] for cell in table.column("img").to_pylist()]
-        images = np.stack([np.asarray(Image.open(BytesIO(png)).convert("RGB")) for png in pngs])
+        images = np.stack([cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1] for png in pngs])
         labels = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
     except Exception as error:  # not parquet, other columns, not PNG: all mean the same here
         raise MirrorError(f"{path.name} is not CIFAR-10 as parquet of PNG images ({type(error).__name__})") from None
