@@ -58,7 +58,7 @@ colab-check: $(COLAB_VENV)/.installed
 		tests/test_notebooks.py
 
 train: setup
-	$(PY) -m helpers train --out runs/published $(ARGS)
+	$(PY) -m helpers train $(if $(findstring --out,$(ARGS)),,--out runs/published) $(ARGS)
 
 bench: setup
 	$(PY) -m helpers bench $(ARGS)

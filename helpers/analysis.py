@@ -49,6 +49,15 @@ def summary_line(history: dict) -> str:
     )
 
 
+def recorded_command(meta: dict) -> str:
+    """The command that made a run, as it is typed today: runs made before `python -m helpers COMMAND`
+    recorded the command's file (`train.py --epochs 100`)."""
+    program, _, flags = meta["command"].partition(" ")
+    if program in ("train.py", "seeds.py"):
+        return f"python -m helpers {program.removesuffix('.py')} {flags}".rstrip()
+    return meta["command"]
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """counts[true, predicted]."""
     return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)

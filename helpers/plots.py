@@ -271,16 +271,23 @@ def receptive_field_boxes(image, boxes: dict, scale=8):
     return fig
 
 
-def unit_field_view(image, box, heatmap, title, scale=8):
-    """One unit on one image: the image enlarged `scale` times, the unit's effective field on it (its
-    input gradient, divided by its maximum) and its theoretical field, box = ((first, last) along y,
-    (first, last) along x), hatched where it lies on the zero padding (grey)."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    extent = _image_on_padding(ax, image, *box, scale)
-    shown = ax.imshow(heatmap / heatmap.max(), cmap="magma", alpha=0.6, vmin=0, vmax=1, extent=extent, zorder=3)
-    ax.add_patch(field_box(*box, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
-    ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower right")
-    fig.colorbar(shown, ax=ax, fraction=0.046, label="|input gradient| (max = 1)")
+def unit_field_view(image, box, heatmap, centre, titles: tuple[str, str, str], scale=8):
+    """One unit on one image, side by side: the image at full strength with the unit's theoretical field,
+    box = ((first, last) along y, (first, last) along x), hatched where it lies on the zero padding (grey); and
+    its effective field there (its input gradient, divided by its maximum) with the same box. `centre` (y, x)
+    is where the unit's field is centred, marked on both. titles: (figure, image panel, gradient panel)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 4.4))
+    extent = _image_on_padding(left, image, *box, scale)
+    _image_on_padding(right, np.zeros_like(image), *box, scale)  # the same frame, the image left out
+    shown = right.imshow(heatmap / heatmap.max(), cmap="magma", vmin=0, vmax=1, extent=extent, zorder=3)
+    for ax, title in zip((left, right), titles[1:], strict=True):
+        ax.add_patch(field_box(*box, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
+        ax.plot(centre[1], centre[0], "+", color="cyan", markersize=14, markeredgewidth=2.5, zorder=5,
+                label="the unit's centre")  # fmt: skip
+        ax.set_title(title, fontsize=9), ax.set_xticks([]), ax.set_yticks([])
+    left.legend(fontsize=7, loc="lower right", facecolor="0.25", labelcolor="white", framealpha=0.9)
+    fig.colorbar(shown, ax=right, fraction=0.046, label="|input gradient| (max = 1)")
+    fig.suptitle(titles[0], fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -324,7 +331,9 @@ def effective_field_maps(panels: list[dict], columns=2):
             # Clipped to the image, where the gradient is.
             circle.set_clip_path(field_box((0, height - 1), (0, width - 1), transform=ax.transData))
         ax.set_xlim(low, high), ax.set_ylim(high, low)
-        ax.set_title(panel["title"], fontsize=10), ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
+        # A dark legend: the circles are white, to stand out on the map.
+        ax.set_title(panel["title"], fontsize=10)
+        ax.legend(fontsize=7, loc="lower right", facecolor="0.25", labelcolor="white", framealpha=0.9)
         fig.colorbar(shown, ax=ax, fraction=0.046, label="mean |gradient| (max = 1)")
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")

@@ -243,19 +243,31 @@ def nearest_unit(row: dict, pixel: float) -> int:
     return int(np.clip(round((pixel - row["start"]) / row["j_out"]), 0, row["n_out"] - 1))
 
 
-def unit_view(model, inputs: torch.Tensor, images: np.ndarray, layer: str, y: float, x: float, index: int):
-    """The figure for one choice: the unit of `layer` nearest pixel (y, x), on test image `index`.
+def unit_view(model, inputs, images, labels, classes, layer: str, y: float, x: float, index: int):
+    """The figure for one choice: the unit of `layer` nearest pixel (y, x), on test image `index`, named with
+    its true class and the model's prediction.
 
-    inputs: the network's inputs for `images` (analysis.model_input). The effective field is the
-    unit's input gradient on that one image, summed over the layer's channels."""
+    inputs: the network's inputs for `images` (analysis.model_input); labels: their true classes, named by
+    `classes`. The effective field is the unit's input gradient on that one image, summed over the layer's
+    channels."""
     row = layer_row(receptive_field_table(model, tuple(inputs.shape[1:])), layer)
     unit = nearest_unit(row, y), nearest_unit(row, x)
     heatmap = gradient_map(model, inputs[index : index + 1], layer, unit=unit)
     box = (unit_field(row, unit[0]), unit_field(row, unit[1]))
-    return unit_field_view(images[index], box, heatmap, f"{row['label']}, unit {unit}: field {row['r_out']} px")
+    centre = tuple((first + last) / 2 for first, last in box)
+    was_training = model.training
+    with torch.no_grad():
+        predicted = int(model.eval()(inputs[index : index + 1]).argmax())
+    model.train(was_training)
+    titles = (
+        f"test image {index}: {classes[labels[index]]}, predicted {classes[predicted]}",
+        f"the image, and the field of unit {unit} of {row['label']}",
+        f"its effective field: {row['r_out']} px in theory",
+    )
+    return unit_field_view(images[index], box, heatmap, centre, titles)
 
 
-def explorer(model, inputs: torch.Tensor, images: np.ndarray):
+def explorer(model, inputs: torch.Tensor, images: np.ndarray, labels, classes):
     """unit_view under a layer menu and sliders for the place (y, x) and the image."""
     from ipywidgets import Dropdown, IntSlider, interactive
 
@@ -263,7 +275,7 @@ def explorer(model, inputs: torch.Tensor, images: np.ndarray):
     size = inputs.shape[-1]
 
     def show(layer, y, x, image):
-        unit_view(model, inputs, images, layer, y, x, image)
+        unit_view(model, inputs, images, labels, classes, layer, y, x, image)
         plt.show()
 
     return interactive(

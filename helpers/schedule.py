@@ -1,8 +1,11 @@
 """The one-cycle schedule step by step, and Smith's learning-rate range test: what notebook 4 shows beside
 the published max_lr 0.017."""
 
+import sys
+
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from helpers import UserError
 from helpers.config import Settled, TrainConfig
@@ -23,7 +26,7 @@ def one_cycle(config: TrainConfig, steps_per_epoch: int) -> dict:
     return {"lr": np.array(lrs), "momentum": np.array(momenta), "steps_per_epoch": steps_per_epoch}
 
 
-def lr_range_test(run: Settled, data, start_lr=1e-5, end_lr=10.0, steps=300, smoothing=0.05) -> dict:
+def lr_range_test(run: Settled, data, start_lr=1e-5, end_lr=10.0, steps=300, smoothing=0.05, progress=True) -> dict:
     """Smith's learning-rate range test: a fresh model trained one batch a step while the learning rate
     grows exponentially from start_lr to end_lr, stopped once the smoothed loss passes 4x its lowest.
 
@@ -41,13 +44,18 @@ def lr_range_test(run: Settled, data, start_lr=1e-5, end_lr=10.0, steps=300, smo
     batches = (batch for _ in range(steps) for batch in train_loader)  # as many passes as the steps need
     trainer.forward_pass.train()
     lrs, losses = [], []
+    bar = tqdm(total=steps, desc="LR range test", disable=not progress, file=sys.stdout)  # see training.train_epoch
     for _, (images, labels) in zip(range(steps), batches, strict=False):
         lrs.append(optimizer.param_groups[0]["lr"])
         loss = train_step(*trainer.to_device(images, labels))[0].item()
         losses.append(loss if not losses else smoothing * loss + (1 - smoothing) * losses[-1])
+        bar.update()
+        bar.set_postfix(lr=f"{lrs[-1]:.2g}", loss=f"{losses[-1]:.3f}", refresh=False)
         if not losses[-1] < 4 * min(losses):  # diverged (or not finite)
+            bar.set_postfix_str(f"stopped at lr {lrs[-1]:.2g}: the loss passed 4x its lowest")
             break
         scheduler.step()
+    bar.close()
     if len(losses) < 17:
         raise UserError(f"the loss diverged within {len(losses)} steps of {start_lr:g}: start the test lower")
     descent = np.gradient(np.array(losses[10:-5]), np.log(lrs[10:-5]))

@@ -68,9 +68,10 @@ def train_epoch(trainer: Trainer, loader, optimizer, scheduler, progress=True, d
     correct = torch.zeros((), dtype=torch.long, device=trainer.device)
     seen = 0
     train_step = trainer.train_step(optimizer)
-    # In a terminal this bar sits under fit's epochs bar and goes when the epoch ends; elsewhere (a
-    # notebook, a log) text cannot redraw two lines, so it is the one bar and stays, a line an epoch.
-    bar = tqdm(loader, desc=description, leave=not sys.stderr.isatty(), disable=not progress)
+    # On stdout: a notebook shows it as plain text, not as an error (stderr is pink in JupyterLab). In a
+    # terminal this bar sits under fit's epochs bar and goes when the epoch ends; elsewhere (a notebook, a
+    # log) text cannot redraw two lines, so it is the one bar and stays, a line an epoch.
+    bar = tqdm(loader, desc=description, leave=not sys.stdout.isatty(), disable=not progress, file=sys.stdout)
     for step, (images, labels) in enumerate(bar):
         loss, output = train_step(*trainer.to_device(images, labels))
         with warnings.catch_warnings():  # stepped per batch, also when the scaler skipped the update
@@ -135,7 +136,8 @@ def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=Fal
             desc="epochs",
             initial=first_epoch - 1,
             total=config.epochs,
-            disable=not (config.progress and sys.stderr.isatty()),  # see train_epoch
+            disable=not (config.progress and sys.stdout.isatty()),  # see train_epoch
+            file=sys.stdout,
         )
         for epoch in epochs:
             seed = epoch_seed(config.seed, epoch)

@@ -2,8 +2,9 @@
 
 The kernel draws with the inline backend, so every figure is in the saved outputs, and writes the
 figures the README shows into img/ (FIGURES_DIR). What is saved carries no timings and no widget
-state (cells tagged "interactive" are saved without outputs), progress bars as their last line of text,
-and names the kernel JupyterLab starts, so that opening a notebook leaves it unmodified.
+state (cells tagged "interactive" are saved without outputs), progress bars as their last line of text
+without times or rates, and names the kernel JupyterLab starts, so that opening a notebook leaves it
+unmodified.
 Usage: python scripts/execute_notebooks.py NOTEBOOK...   (SMOKE=1: notebook 4 trains one short epoch)
 """
 
@@ -26,8 +27,9 @@ def execute(path: Path):
     client.execute()
     # A progress bar's text redraws (carriage returns) kept as its last state, one stream per cell.
     notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
-    for cell in notebook.cells:  # widgets (tag "interactive") are run live, never saved half-alive
-        if "interactive" in cell.metadata.get("tags", []):
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timings of an earlier run (JupyterLab drops them on save)
+        if "interactive" in cell.metadata.get("tags", []):  # widgets are run live, never saved half-alive
             cell.outputs, cell.execution_count = [], None
     notebook.metadata.kernelspec = KERNELSPEC
     notebook.metadata.pop("widgets", None)
@@ -37,6 +39,8 @@ def execute(path: Path):
 if __name__ == "__main__":
     os.environ.pop("MPLBACKEND", None)  # the kernel's own default: inline
     os.environ["FIGURES_DIR"] = str(ROOT / "img")
+    # Progress bars without their times and rates (tqdm reads TQDM_* variables): a rerun gives the same text.
+    os.environ["TQDM_BAR_FORMAT"] = "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}"
     for name in sys.argv[1:]:
         print(f"executing {name}", flush=True)
         execute(Path(name).resolve())

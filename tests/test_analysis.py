@@ -12,6 +12,7 @@ from helpers.analysis import (
     grad_cam,
     model_input,
     per_class_accuracy,
+    recorded_command,
     run_summary,
     trained_model,
 )
@@ -68,3 +69,12 @@ def test_analysis_needs_no_training_loop():
         check=True,
     ).stdout
     assert "'helpers.analysis'" in imported and "'helpers.training'" not in imported
+
+
+def test_a_recorded_command_reads_as_it_is_typed_today():
+    assert (
+        recorded_command({"command": "train.py --epochs 100 --seed 1"})
+        == "python -m helpers train --epochs 100 --seed 1"
+    )
+    assert recorded_command({"command": "python -m helpers train --smoke"}) == "python -m helpers train --smoke"
+    assert recorded_command({"command": "ipykernel_launcher.py -f k.json"}) == "ipykernel_launcher.py -f k.json"

@@ -166,20 +166,27 @@ def test_effective_fields_of_the_untrained_and_trained_net_are_well_inside_the_t
         assert field["radii"][0.5] < half_width / 2 and field["radii"][0.95] < 0.75 * half_width
 
 
-def test_the_explorer_shows_the_chosen_units_box_with_its_gradient_inside(cifar):
+def test_the_explorer_shows_the_image_and_the_chosen_units_box_centre_and_gradient_named(cifar):
     model = trained_model(REFERENCE)
-    images = cifar.test_images[:8]
+    images, labels = cifar.test_images[:8], cifar.test_labels[:8]
     inputs = model_input(images, cifar.mean, cifar.std)
     row = next(r for r in receptive_field_table(model) if r["module"] == "block2.8")  # 16x16, jump 2
     assert (nearest_unit(row, 0), nearest_unit(row, 31), nearest_unit(row, 14.9)) == (0, 15, 7)
-    ax = unit_view(model, inputs, images, "block2.8", y=3, x=28, index=2).axes[0]
+    figure = unit_view(model, inputs, images, labels, cifar.classes, "block2.8", y=3, x=28, index=2)
+    image_panel, gradient_panel = figure.axes[:2]
     (top, bottom), (left, right) = unit_field(row, nearest_unit(row, 3)), unit_field(row, nearest_unit(row, 28))
-    box = ax.patches[1]  # the solid outline
-    assert (box.get_x() + 0.5, box.get_y() + 0.5, box.get_width(), box.get_height()) == (
-        left, top, right - left + 1, bottom - top + 1)  # fmt: skip
-    heat = np.asarray(ax.images[1].get_array())
+    for ax in (image_panel, gradient_panel):
+        box = ax.patches[1]  # the solid outline
+        assert (box.get_x() + 0.5, box.get_y() + 0.5, box.get_width(), box.get_height()) == (
+            left, top, right - left + 1, bottom - top + 1)  # fmt: skip
+        assert list(ax.lines[0].get_xydata()[0]) == [(left + right) / 2, (top + bottom) / 2]  # the centre, (x, y)
+    shown = np.asarray(image_panel.images[0].get_array())[::8, ::8]  # drawn 8x larger, at full strength
+    np.testing.assert_array_equal(shown, images[2])
+    heat = np.asarray(gradient_panel.images[1].get_array())
     rows, cols = np.indices(heat.shape)
     outside = (rows < top) | (rows > bottom) | (cols < left) | (cols > right)
     assert heat.max() == 1 and heat[outside].sum() == 0 and heat[~outside].sum() > 0
-    controls = explorer(model, inputs, images).children[:4]
+    predicted = cifar.classes[int(model(inputs[2:3]).argmax())]
+    assert figure._suptitle.get_text() == f"test image 2: {cifar.classes[labels[2]]}, predicted {predicted}"
+    controls = explorer(model, inputs, images, labels, cifar.classes).children[:4]
     assert [control.description for control in controls] == ["layer", "row (px)", "column (px)", "test image"]

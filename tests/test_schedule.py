@@ -38,3 +38,9 @@ def test_the_lr_range_test_sweeps_exponentially_suggests_where_the_loss_falls_an
     assert test["ran_on"].startswith("CPU") and "batches of 16 from 500 images" in test["ran_on"]
     figure = lr_range_plot(test, chosen=0.017)
     assert [line.get_xdata()[0] for line in figure.axes[0].lines[1:]] == [test["suggestion"], 0.017]
+
+
+def test_the_lr_range_test_shows_its_progress_on_stdout(smoke_data, capsys):
+    lr_range_test(settle(SMOKE_CONFIG), smoke_data, start_lr=1e-4, end_lr=1.0, steps=20)
+    captured = capsys.readouterr()
+    assert "LR range test" in captured.out and "20/20" in captured.out and not captured.err  # not pink in a notebook

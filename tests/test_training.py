@@ -111,3 +111,9 @@ def test_corrupted_data_gives_one_line_and_leaves_no_run_folder(data_root, tmp_p
     with pytest.raises(UserError, match="^CIFAR-10 files in .* fail torchvision's MD5 check"):
         train(replace(SMOKE_CONFIG, data_root=str(tmp_path / "data"), out=str(tmp_path / "run")), data=None)
     assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
+
+
+def test_training_shows_its_progress_on_stdout(smoke_data, tmp_path, capsys):
+    train(replace(SMOKE_CONFIG, progress=True, out=str(tmp_path / "run")), smoke_data)
+    captured = capsys.readouterr()
+    assert "epoch 1: 100%" in captured.out and not captured.err  # stderr is pink in a notebook

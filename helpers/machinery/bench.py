@@ -4,7 +4,8 @@
 Each pipeline trains the real model on the real data with the same settings as `python -m helpers train`;
 the first `--warmup` steps (worker start, cuDNN autotuning, the first augmented chunk) are not timed.
 A third row, "model only", trains on test images normalised beforehand and already on the device:
-no data pipeline at all, so it bounds what any pipeline can reach on this device.
+no data pipeline at all, so a pipeline can at best match it. On a CPU the fast pipeline costs a few percent of a
+step, less than the runs' spread there, so it can show above that row by noise (docs/performance.md).
 Each figure is the median of `--repeats` runs, the three measurements taking turns so that a slow
 spell of the machine falls on all of them.
 """
@@ -64,21 +65,38 @@ def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> di
     }
 
 
-def estimate(run: Settled, data) -> str:
-    """How long `run` will take on its device, from a few measured steps, and the full recipe there."""
+def estimate(run: Settled, data, lr_test_steps=0) -> str:
+    """How long `run` (and an LR range test of `lr_test_steps` batches before it) will take on its device,
+    from a few measured steps, and the full recipe there."""
     config = run.config
     batches = math.ceil(len(data.train_labels) / config.batch_size)  # one epoch's: measure stays within it
     warmup = min(5, batches // 3)
     steps = min(10, batches - warmup)
     figures = measure(run, data, steps=steps, warmup=warmup)
-    total = duration(config.epochs * figures["epoch_seconds_estimate"])
-    text = f"about {total} for {config.epochs} epoch(s) here, measured over {steps} steps; "
+    training = config.epochs * figures["epoch_seconds_estimate"]
+    lr_test = lr_test_steps * config.batch_size / figures["train_images_per_s"]
+    text = f"about {duration(training)} for {config.epochs} epoch(s) here"
+    if lr_test_steps:
+        text = (f"about {duration(training + lr_test)} for this notebook here: {duration(training)} for "
+                f"{config.epochs} epoch(s), at most {duration(lr_test)} for the LR range test's {lr_test_steps} steps")  # fmt: skip
+    text += f", measured over {steps} steps; "
     if config.batch_size == BATCH_SIZE:  # the rate holds for the recipe too
         recipe = EPOCHS * (TRAIN_IMAGES / figures["train_images_per_s"] + TEST_IMAGES / figures["eval_images_per_s"])
         text += f"the full recipe (100 epochs of 50,000 images) would take about {duration(recipe)} here: "
     else:
         text += "the full recipe: "
     return text + "python -m helpers train, or RUN = 'recipe'"
+
+
+def row_seconds(run: Settled, data, steps: int) -> float:
+    """How long one row of the benchmark (`steps` training steps, then two passes over the test set) takes,
+    at the rate of a 5-step probe of the slowest row, the albumentations pipeline, with a short evaluation."""
+    probe = replace(data, test_images=data.test_images[:256], test_labels=data.test_labels[:256])
+    batches = math.ceil(len(data.train_labels) / run.config.batch_size)
+    figures = measure(Settled(replace(run.config, pipeline="albumentations"), run.device), probe,
+                      steps=min(3, batches - 2), warmup=2)  # fmt: skip
+    training = steps * run.config.batch_size / figures["train_images_per_s"]
+    return training + 2 * len(data.test_labels) / figures["eval_images_per_s"]
 
 
 def duration(seconds: float) -> str:
@@ -132,7 +150,12 @@ def bench(argv) -> int:
     from helpers.data import load_cifar10
 
     data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
-    runs = {name: [] for name in (*PIPELINES, MODEL_ONLY)}
+    rows = (*PIPELINES, MODEL_ONLY)
+    total = len(rows) * args.repeats * row_seconds(Settled(config, device), data, args.warmup + args.steps)
+    print(
+        f"{len(rows)} rows, {args.repeats} time(s) each: about {duration(total)} here (from a 5-step probe)", flush=True
+    )
+    runs = {name: [] for name in rows}
     for _ in range(args.repeats):
         for pipeline in PIPELINES:
             runs[pipeline].append(
@@ -177,7 +200,10 @@ def bench(argv) -> int:
     ):
         ratio = report[key]
         print(f"{label:<19}{ratio['train_images_per_s']:>9.2f}x{ratio['eval_images_per_s']:>12.2f}x")
-    print("(model only: no data pipeline, the most any pipeline can reach on this device)")
+    print(
+        "(model only: the same training on batches made beforehand, no data pipeline. A pipeline can at best "
+        "match it; a row above it by a few percent is run-to-run noise, about 10% on a 2-core CPU)"
+    )
     save_json(out, report)
     print(f"written to {out}")
     return 0

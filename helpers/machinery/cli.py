@@ -65,7 +65,9 @@ def add_config_flags(parser: argparse.ArgumentParser, names=None):
     for spec in fields(TrainConfig):
         if names is not None and spec.name not in names:
             continue
-        help_text = f"{spec.metadata['help']} [default: {spec.default}]"
+        help_text = spec.metadata["help"]
+        if "(default:" not in help_text:  # those that say their default in words say it once
+            help_text += f" [default: {spec.default}]"
         if spec.type is bool:
             parser.add_argument(
                 flag(spec.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text

@@ -99,7 +99,7 @@ def fetch(url: str, path: Path):
                     total = done + int(response.headers.get("Content-Length", 0))
                     if bar is None:
                         bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, file=sys.stdout,
-                                   desc=f"{path.name} ({total / 1e6:.0f} MB)", leave=False)  # fmt: skip
+                                   desc=f"{path.name} ({total / 1e6:.0f} MB)")  # fmt: skip
                     while chunk := response.read(1 << 20):
                         file.write(chunk)
                         bar.update(len(chunk))

@@ -13,6 +13,7 @@ def test_bench_dry_run_writes_its_table(data_root, tmp_path):
     out = tmp_path / "bench.json"
     result = invoke("bench", "--dry-run", "--device", "cpu", "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("3 rows, 1 time(s) each: about ")  # how long, before it starts
     assert "fast / albu." in result.stdout and "model only / albu." in result.stdout and "dry run" in result.stdout
     report = json.loads(out.read_text())
     assert set(report["pipelines"]) == {"albumentations", "fast", "model only"} and report["dry_run"]
@@ -29,3 +30,6 @@ def test_the_estimate_before_training_includes_the_full_recipe_at_the_recipes_ba
     assert "would take" not in estimate(
         settle(SMOKE_CONFIG), smoke_data
     )  # batch 16: its rate says nothing of the recipe's
+    whole = estimate(settle(SMOKE_CONFIG), smoke_data, lr_test_steps=30)  # notebook 4: the LR range test too
+    assert whole.startswith("about ") and "for this notebook here: " in whole
+    assert "for 1 epoch(s), at most " in whole and "for the LR range test's 30 steps" in whole

@@ -25,6 +25,7 @@ def test_every_command_explains_itself_with_help(module, flags):
     result = run(module, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage:") and not result.stderr
     assert all(flag in result.stdout for flag in flags)
+    assert "[default: None]" not in result.stdout  # a default is said once, in words where there are some
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """`python -m helpers train`: a short run, the flags over the preset or the resumed run's settings."""
 
+import subprocess
 from dataclasses import asdict
 
 import pytest
 
-from commands import SMOKE_RUN, invoke, one_line
+from commands import ROOT, SMOKE_RUN, invoke, one_line
 from helpers import UserError
 from helpers.config import SMOKE, results_settings
 from helpers.machinery.checkpoint import load_checkpoint
@@ -51,3 +52,11 @@ def test_a_resumed_run_keeps_its_settings_and_takes_the_flags_given(learning_run
 )
 def test_train_refuses_huge_numbers_and_long_names_in_one_line(args, message):
     assert message in one_line(invoke("train", *SMOKE_RUN, *args))
+
+
+def test_make_train_writes_to_runs_published_unless_args_name_another_out():
+    def dry(*args):
+        return subprocess.run(["make", "-n", "-s", "train", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    assert "helpers train --out runs/published" in dry()
+    assert dry("ARGS=--smoke --out runs/smoke").split("helpers train")[1].split() == ["--smoke", "--out", "runs/smoke"]
