@@ -63,7 +63,11 @@ class TrainConfig:
     epochs: int = setting(EPOCHS, "epochs to train (published: 100)")
     batch_size: int = setting(BATCH_SIZE, "images per step (published: 64)")
     max_lr: float = setting(MAX_LR, "OneCycleLR peak learning rate, stepped per batch (published: 0.017)")
-    momentum: float = setting(MOMENTUM, "SGD momentum (published: 0.9)")
+    momentum: float = setting(
+        MOMENTUM,
+        "SGD momentum as the optimizer is built (published: 0.9); OneCycleLR then cycles it from 0.95 to 0.85 "
+        "and back at every step, so it does not change training",
+    )
     seed: int = setting(1, "one seed for python, numpy, torch and the augmentations (0 to 2**63-1)")
     pipeline: str = setting(
         "auto",

@@ -7,7 +7,8 @@ For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1)
     r_out = r_in + (k_eff - 1) * j_in     (receptive field, in input pixels)
     start_out = start_in + ((k_eff - 1) / 2 - p) * j_in   (centre of the first unit's field, in pixels)
 j is the effective stride: input pixels between neighbouring units; "wider" marks the layers whose
-field is wider than the input image.
+field is wider than the input image. Wider is not enough for a unit to see the whole image: its field must
+also lie over all of it, which depends on where the unit is; "sees all" counts the units whose field does.
 Each row's "label" names its layer for people (block2.8 (Conv2d)); `layer` arguments are module names
 (block2.8), as in model.named_modules() and the row's "module".
 The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input gradient actually lies.
@@ -39,7 +40,9 @@ FIELDS = (
     "r_out",
     "start",
     "wider",
+    "sees_all",
 )
+HEADERS = {"label": "layer", "sees_all": "sees all"}  # column names in the markdown table
 
 
 def _first(value):
@@ -95,7 +98,9 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
             start=start + ((effective - 1) / 2 - padding) * jump,
             module=name,
         )
-        row["wider"] = "yes" if row["r_out"] > input_size[-1] else ""  # every unit sees the whole image
+        row["wider"] = "yes" if row["r_out"] > input_size[-1] else ""  # than the image: not yet seeing all of it
+        seeing = whole_image_units(row, input_size[-1])
+        row["sees_all"] = f"{seeing**2}/{n_out**2}"  # units whose field covers the whole image, of all
         rows.append(row)
         jump, field, start = row["j_out"], row["r_out"], row["start"]
     return rows
@@ -104,6 +109,13 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
 def layer_row(rows: list[dict], layer: str) -> dict:
     """The row of the layer named `layer` (a name from model.named_modules()) in a receptive_field_table."""
     return next(row for row in rows if row["module"] == layer)
+
+
+def whole_image_units(row: dict, size: int) -> int:
+    """How many units along one axis have a field that covers every pixel 0..size-1 of that axis: a field
+    wider than the image covers it only from the units near the middle."""
+    fields = (unit_field(row, unit) for unit in range(row["n_out"]))
+    return sum(first <= 0 and last >= size - 1 for first, last in fields)
 
 
 def centre_unit(row: dict) -> int:
@@ -123,7 +135,7 @@ def unit_field(row: dict, unit: int | None = None) -> tuple[float, float]:
 
 def to_markdown(rows: list[dict]) -> str:
     """The table as GitHub markdown."""
-    header = ["layer" if name == "label" else name for name in FIELDS]
+    header = [HEADERS.get(name, name) for name in FIELDS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(FIELDS)]
     lines += ["| " + " | ".join(str(row[f]) for f in FIELDS) + " |" for row in rows]
     return "\n".join(lines)

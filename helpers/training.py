@@ -6,6 +6,7 @@ import random
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from itertools import chain
 
 import numpy as np
@@ -13,9 +14,9 @@ import torch
 from tqdm import tqdm  # plain text, also in notebooks: no widget state in a saved notebook
 
 from helpers import UserError
-from helpers.config import NUM_CLASSES, Settled, TrainConfig
+from helpers.config import NUM_CLASSES, Settled, TrainConfig, results_settings
 from helpers.data import load_cifar10
-from helpers.machinery.checkpoint import Checkpoint, restore_training
+from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, load_history, restore_training
 from helpers.machinery.hardware import device_name
 from helpers.machinery.run_folder import RunFolder, check_resumable
 from helpers.machinery.trainer import Trainer
@@ -104,6 +105,30 @@ def divergence(model, record: dict, first_loss: float, fp16: bool) -> str | None
         if not record[name] <= limit:
             return f"the {name.replace('_', ' ')} is {record[name]:.4g}, above {limit:.3g}"
     return None
+
+
+def fit_or_load(run: Settled, data=None, overwrite=False) -> dict:
+    """Notebook 4's training: a finished run of the same settings already in the run's folder is loaded, not
+    trained again, and an unfinished one continued; a run of other settings there is replaced only with
+    `overwrite`; else `fit`."""
+    config = run.config
+    try:
+        saved = load_history(config.out)
+    except UserError:  # no history there, or none of ours: fit decides (it refuses a folder holding anything)
+        saved = None
+    if saved is not None:
+        same = results_settings(saved["config"]) == results_settings(asdict(config))
+        if same and len(saved["epochs"]) == config.epochs:
+            print(f"loaded the finished run in {config.out}, of these settings (to train again: another RUN_FOLDER)")
+            return saved
+        if same:
+            print(f"continuing the unfinished run in {config.out} from epoch {len(saved['epochs']) + 1}")
+            return fit(run, data, resume=load_checkpoint(config.out, saved))
+        if not overwrite:
+            raise UserError(
+                f"{config.out} holds a run of other settings: set OVERWRITE = True to replace it, or change RUN_FOLDER"
+            )
+    return fit(run, data, overwrite=overwrite)
 
 
 def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=False, on_epoch_end=None) -> dict:

@@ -9,6 +9,7 @@ Usage: python scripts/execute_notebooks.py NOTEBOOK...   (SMOKE=1: notebook 4 tr
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def execute(path: Path):
 if __name__ == "__main__":
     os.environ.pop("MPLBACKEND", None)  # the kernel's own default: inline
     os.environ["FIGURES_DIR"] = str(ROOT / "img")
+    # Notebook 4 trains afresh: it would load the finished run an earlier `make notebooks` left there.
+    shutil.rmtree(ROOT / "runs" / "notebook", ignore_errors=True)
     # Progress bars without their times and rates (tqdm reads TQDM_* variables): a rerun gives the same text.
     os.environ["TQDM_BAR_FORMAT"] = "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}"
     for name in sys.argv[1:]:

@@ -42,7 +42,8 @@ def damaged_checkpoint(folder, tmp_path, damage):
     return run
 
 
-def history(accuracies):
-    """A history as load_history returns it, with these test accuracies, one epoch each."""
+def history(accuracies, seed=1, device="test device"):
+    """A finished run's history as load_history returns it, with these test accuracies, one epoch each."""
     epochs = [{"epoch": i + 1, "test_acc": a, "seconds": 2.0} for i, a in enumerate(accuracies)]
-    return {"meta": {"device": "test device"}, "config": {**vars(TrainConfig()), "precision": "bf16"}, "epochs": epochs}
+    config = {**vars(TrainConfig()), "precision": "bf16", "epochs": len(epochs), "seed": seed}
+    return {"meta": {"device": device, "torch": "2.14.1"}, "config": config, "epochs": epochs}

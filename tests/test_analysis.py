@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import torch
 
+from commands import ROOT
 from helpers.analysis import (
     confusion_matrix,
     first_epoch_at,
@@ -16,6 +17,8 @@ from helpers.analysis import (
     run_summary,
     trained_model,
 )
+from helpers.config import ACCURACY
+from helpers.machinery.checkpoint import load_history
 from runs import REFERENCE, history
 
 
@@ -78,3 +81,15 @@ def test_a_recorded_command_reads_as_it_is_typed_today():
     )
     assert recorded_command({"command": "python -m helpers train --smoke"}) == "python -m helpers train --smoke"
     assert recorded_command({"command": "ipykernel_launcher.py -f k.json"}) == "ipykernel_launcher.py -f k.json"
+
+
+def test_the_readmes_headline_says_what_the_reference_history_holds():
+    history = load_history(REFERENCE)
+    s = run_summary(history)
+    reached = s["first_epoch_published"]
+    after = [r["test_acc"] for r in history["epochs"] if r["epoch"] >= reached]
+    at_or_above = sum(accuracy >= ACCURACY for accuracy in after)
+    readme = (ROOT / "README.md").read_text().replace("\n", " ")
+    assert f"{s['last_acc']:.2%} after 100 epochs, 85.9% first reached at epoch {reached}" in readme
+    assert f"exactly {round(history['epochs'][reached - 1]['test_acc'] * 10_000):,} of 10,000" in readme
+    assert f"{at_or_above} of the {len(after)} epochs from {reached} on are at or above it" in readme

@@ -60,11 +60,11 @@ def test_net_table_matches_hand_computation():
 
 def test_markdown_has_one_line_per_row_with_every_field():
     lines = to_markdown(receptive_field_table(Net())).splitlines()
-    assert lines[0] == "| layer | " + " | ".join(FIELDS[1:]) + " |" and len(lines) == 2 + len(NET_BY_HAND)
+    assert lines[0] == "| layer | " + " | ".join(FIELDS[1:-1]) + " | sees all |" and len(lines) == 2 + len(NET_BY_HAND)
     # the dilated row: 16x16, 64 -> 32 channels, padding 2, kernel 3, stride 1, dilation 2, jump 2, field 11 -> 19,
-    # the first unit's field centred on pixel 0, narrower than the image
-    assert "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 | 0.0 |  |" in lines
-    wider = [line.split(" ")[1] for line in lines[2:] if line.endswith("| yes |")]
+    # the first unit's field centred on pixel 0, narrower than the image, so no unit sees all of it
+    assert "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 | 0.0 |  | 0/256 |" in lines
+    wider = [line.split(" ")[1] for line in lines[2:] if "| yes |" in line]
     assert wider == ["block3.3", "block3.4", "block3.8", "block4.0", "block4.4", "block4.5"]  # 39 px and more
 
 
@@ -190,3 +190,14 @@ def test_the_explorer_shows_the_image_and_the_chosen_units_box_centre_and_gradie
     assert figure._suptitle.get_text() == f"test image 2: {cifar.classes[labels[2]]}, predicted {predicted}"
     controls = explorer(model, inputs, images, labels, cifar.classes).children[:4]
     assert [control.description for control in controls] == ["layer", "row (px)", "column (px)", "test image"]
+
+
+def test_a_field_wider_than_the_image_sees_all_of_it_only_from_the_middle_until_block4_0():
+    rows = {row["module"]: row for row in receptive_field_table(Net())}
+    assert unit_field(rows["block3.3"], 0) == (-19.0, 19.0)  # the corner unit: pixels 0-19 of 32, and padding
+    seen = {name: rows[name]["sees_all"] for name in ("block3.0", "block3.3", "block3.4", "block3.8", "block4.0")}
+    assert seen == {"block3.0": "0/64", "block3.3": "4/64", "block3.4": "4/64", "block3.8": "4/16", "block4.0": "16/16"}
+    first_all = next(
+        name for name, row in rows.items() if row["sees_all"].split("/")[0] == row["sees_all"].split("/")[1]
+    )
+    assert first_all == "block4.0" and rows["block3.3"]["wider"] == "yes"

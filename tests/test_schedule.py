@@ -1,6 +1,7 @@
 """The one-cycle schedule step by step, and the LR range test."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -44,3 +45,11 @@ def test_the_lr_range_test_shows_its_progress_on_stdout(smoke_data, capsys):
     lr_range_test(settle(SMOKE_CONFIG), smoke_data, start_lr=1e-4, end_lr=1.0, steps=20)
     captured = capsys.readouterr()
     assert "LR range test" in captured.out and "20/20" in captured.out and not captured.err  # not pink in a notebook
+
+
+def test_the_momentum_setting_does_not_change_the_schedule_training_follows():
+    # What --momentum's help and notebook 4 say: OneCycleLR sets the momentum at every step, the first included.
+    published, other = (one_cycle(replace(TWO_EPOCHS, momentum=momentum), 20) for momentum in (0.9, 0.5))
+    np.testing.assert_array_equal(published["momentum"], other["momentum"])
+    np.testing.assert_array_equal(published["lr"], other["lr"])
+    assert published["momentum"][0] == 0.95

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import UserError, training
-from helpers.config import PIPELINES
+from helpers.config import PIPELINES, settle
 from helpers.machinery.checkpoint import load_checkpoint, load_history
 from helpers.training import TrainingDiverged, divergence
 from runs import SMOKE_CONFIG, TWO_EPOCHS, copy_of, interrupt, train, without_seconds
@@ -117,3 +117,21 @@ def test_training_shows_its_progress_on_stdout(smoke_data, tmp_path, capsys):
     train(replace(SMOKE_CONFIG, progress=True, out=str(tmp_path / "run")), smoke_data)
     captured = capsys.readouterr()
     assert "epoch 1: 100%" in captured.out and not captured.err  # stderr is pink in a notebook
+
+
+def test_notebook_4_loads_a_finished_run_continues_an_unfinished_one_and_replaces_another_only_when_told(
+    two_epochs, smoke_data, tmp_path
+):
+    finished = copy_of(two_epochs["fast"][1], tmp_path, "finished")
+    saved = (finished / "checkpoint.pt").read_bytes()
+    config = replace(TWO_EPOCHS, pipeline="fast", out=str(finished))
+    assert training.fit_or_load(settle(config), smoke_data) == load_history(finished)  # loaded, not trained
+    assert (finished / "checkpoint.pt").read_bytes() == saved
+    with pytest.raises(UserError, match="holds a run of other settings: set OVERWRITE = True"):
+        training.fit_or_load(settle(replace(config, seed=7)), smoke_data)
+    assert (finished / "checkpoint.pt").read_bytes() == saved
+    replaced = training.fit_or_load(settle(replace(config, seed=7)), smoke_data, overwrite=True)
+    assert replaced["config"]["seed"] == 7 and load_checkpoint(finished)["config"]["seed"] == 7
+    unfinished = copy_of(two_epochs["fast"][2], tmp_path, "unfinished")
+    continued = training.fit_or_load(settle(replace(config, out=str(unfinished))), smoke_data)
+    assert without_seconds(continued) == without_seconds(two_epochs["fast"][0])  # epoch 2 trained, as in one go

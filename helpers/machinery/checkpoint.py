@@ -8,6 +8,7 @@ the saved settings come back as a TrainConfig (`Checkpoint.config`) or, in a his
 
 import json
 import math
+import stat
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +27,8 @@ EPOCH_RANGES = {
 }
 # The settings every saved run records (and "precision", or "amp" before --precision existed).
 SAVED_SETTINGS = ("epochs", "batch_size", "max_lr", "momentum", "seed", "pipeline")
+# Far more than any run writes (a 10,000-epoch history is about 2 MB; a checkpoint about 1 MB).
+MAX_HISTORY_BYTES, MAX_CHECKPOINT_BYTES = 64 * 2**20, 256 * 2**20
 
 
 class Checkpoint(dict):
@@ -48,6 +51,22 @@ def _inside(path, name) -> Path:
         return path / name if path.is_dir() else path
     except OSError as error:  # a name too long, say
         raise UserError(f"cannot use {path} ({error.strerror}): pass a shorter path to a run folder") from None
+
+
+def _regular_file(path: Path, what: str, most: int):
+    """Refuse, before opening it, what is not a regular file (a FIFO would block, a device never end) or is
+    larger than `most` bytes; a missing file is left to the reader, which says so."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise UserError(
+            f"cannot read {what} {path} ({error.strerror}): pass a run folder written by python -m helpers train"
+        ) from None
+    if not stat.S_ISREG(status.st_mode) or status.st_size > most:
+        problem = "not a regular file" if not stat.S_ISREG(status.st_mode) else f"{status.st_size:,} bytes"
+        raise UserError(f"cannot read {what} {path} ({problem}): pass a run folder written by python -m helpers train")
 
 
 def _not_from_train(path, what, problem) -> UserError:
@@ -99,12 +118,14 @@ def saved_config(values, path, what) -> TrainConfig:
     return config
 
 
-def load_checkpoint(path) -> Checkpoint:
+def load_checkpoint(path, history: dict | None = None) -> Checkpoint:
     """A checkpoint written by `python -m helpers train`, checked before use; unpickled with weights_only=True,
-    which builds tensors and plain values only and never runs code from the file."""
+    which builds tensors and plain values only and never runs code from the file. With `history` (load_history's),
+    also checked to be that run's: the same epochs, record for record."""
     import torch  # here, so that reading a history (the summary command) needs no torch
 
     path = checkpoint_path(path)
+    _regular_file(path, "checkpoint", MAX_CHECKPOINT_BYTES)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -141,6 +162,11 @@ def load_checkpoint(path) -> Checkpoint:
             f"{path} holds weights that are not finite ({not_finite[0]}): its run diverged; "
             "start again with a lower --max-lr"
         )
+    if history is not None and checkpoint["history"] != history["epochs"]:
+        raise UserError(
+            f"{path} is not the checkpoint of the history beside it ({len(checkpoint['history'])} and "
+            f"{len(history['epochs'])} epochs, or other records): pass a run folder whose two files are one run's"
+        )
     return Checkpoint(checkpoint, path, config)
 
 
@@ -148,10 +174,11 @@ def load_history(path) -> dict:
     """A run's history.json (or the run folder holding it), checked before use; its config as every setting
     of a TrainConfig (a history saved before --precision says 'precision' too)."""
     path = _inside(path, HISTORY)
+    _regular_file(path, "history", MAX_HISTORY_BYTES)
     try:
         history = json.loads(path.read_text())
     # ValueError: JSONDecodeError, or an integer past Python's 4,300-digit limit for reading one.
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, MemoryError) as error:
         raise UserError(
             f"cannot read history {path} ({type(error).__name__}): pass a history.json written by python -m helpers train"
         ) from None
@@ -192,3 +219,15 @@ def restore_training(checkpoint: Checkpoint, model, optimizer, scheduler, scaler
         raise _not_from_train(
             checkpoint.path, "checkpoint", f"its optimizer state does not fit ({type(error).__name__})"
         ) from None
+    for group in optimizer.param_groups:  # what load_state_dict takes without a look, checked before an epoch
+        if not all(finite_number(group.get(key)) for key in ("lr", "momentum")):
+            raise _not_from_train(checkpoint.path, "checkpoint", "its learning rate or momentum is not a finite number")
+        for param in group["params"]:
+            buffer = optimizer.state.get(param, {}).get("momentum_buffer")
+            if buffer is not None and (buffer.shape != param.shape or not buffer.isfinite().all()):
+                raise _not_from_train(
+                    checkpoint.path,
+                    "checkpoint",
+                    f"a momentum buffer of shape {tuple(buffer.shape)} is not finite or "
+                    f"does not fit its parameter's {tuple(param.shape)}",
+                )

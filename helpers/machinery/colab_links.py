@@ -14,6 +14,7 @@ from pathlib import Path
 
 from helpers import PROJECT_ROOT, UserError
 from helpers.machinery.cli import OneLineParser, run_command
+from helpers.machinery.files import write_atomically
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 PLACEHOLDER = "https://github.com/OWNER/REPO"
@@ -30,7 +31,7 @@ def repository_url(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str | N
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
         raise UserError(f"{pyproject} has no [project.urls] Repository ({type(error).__name__}): {UNSET}") from None
     match = GITHUB_URL.fullmatch(url) if isinstance(url, str) else None
-    if match is None:
+    if match is None or match.group(1).rsplit("/", 1)[1] in (".", ".."):  # GitHub names no repository so
         raise UserError(f"Repository in {pyproject} must be https://github.com/OWNER/REPO, got {url!r}")
     url = match.group(1)
     return None if url == PLACEHOLDER else url
@@ -109,7 +110,9 @@ def rewrite(path: Path, url: str | None) -> bool:
     if has_old:
         code_cell["outputs"] = cells[2].get("outputs", [])
     notebook["cells"] = [cells[0], badge_cell, code_cell, *cells[3 if has_old else 1 :]]
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    # Written whole or not at all: a full disk or a file-size limit leaves the notebook as it was.
+    text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+    write_atomically(path, text.encode(), instead="run make colab-links again once it can write there")
     return True
 
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 from helpers import UserError
 
-OTHER_OUT = "choose another --out"  # the advice for any other failed write
-ADVICE_BY_ERRNO = {
-    errno.ENOSPC: "free some space, or choose another --out",
-    errno.EDQUOT: "free some of your disk quota, or choose another --out",
-    errno.EFBIG: "raise the file-size limit (ulimit -f), or choose another --out",
-    errno.EACCES: "make the folder writable, or choose another --out",
-    errno.EPERM: "make the folder writable, or choose another --out",
-    errno.EROFS: "the disk is read-only: choose another --out",
+OTHER_OUT = "choose another --out"  # what else to do, for a run's files
+ADVICE_BY_ERRNO = {  # by the failed write's errno; {instead}: OTHER_OUT, or the caller's own
+    errno.ENOSPC: "free some space, or {instead}",
+    errno.EDQUOT: "free some of your disk quota, or {instead}",
+    errno.EFBIG: "raise the file-size limit (ulimit -f), or {instead}",
+    errno.EACCES: "make the folder writable, or {instead}",
+    errno.EPERM: "make the folder writable, or {instead}",
+    errno.EROFS: "the disk is read-only: {instead}",
 }
 
 
-def write_atomically(path, data: bytes):
+def write_atomically(path, data: bytes, instead=OTHER_OUT):
     """Write via a temporary file in the same folder, then rename over `path` (atomic on POSIX).
 
     On any failure (a full disk, a file-size limit) the temporary file is removed and `path` is
@@ -38,9 +38,8 @@ def write_atomically(path, data: bytes):
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        raise UserError(
-            f"cannot write {path} ({error.strerror}): {ADVICE_BY_ERRNO.get(error.errno, OTHER_OUT)}"
-        ) from None
+        advice = ADVICE_BY_ERRNO.get(error.errno, "{instead}").format(instead=instead)
+        raise UserError(f"cannot write {path} ({error.strerror}): {advice}") from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)

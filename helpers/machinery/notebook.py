@@ -54,18 +54,27 @@ def pip_install(requirements: list[str], installed=installed_version) -> list[st
 
 
 def show_errors_in_one_line(shell):
-    """A UserError, or an interrupt that says what was saved, shows as one line instead of a traceback."""
+    """A UserError, an interrupt that says what was saved, or a name that a cell uses before the cell that
+    defines it has run, shows as one line instead of a traceback."""
     from helpers import UserError
 
     def one_line(shell, kind, error, traceback, tb_offset=None):
+        last = traceback
+        while last is not None and last.tb_next is not None:
+            last = last.tb_next
         if isinstance(error, UserError):
             print(f"error: {error}", file=sys.stderr)
-        elif error.args:  # an interrupted run says what it saved
+        elif isinstance(error, NameError) and last is not None and last.tb_frame.f_globals is shell.user_ns:
+            print(
+                f"error: {error}: run the cells above this one first (Run > Run All Above Selected Cell)",
+                file=sys.stderr,
+            )
+        elif isinstance(error, KeyboardInterrupt) and error.args:  # an interrupted run says what it saved
             print(error.args[0], file=sys.stderr)
         else:
             return shell.showtraceback((kind, error, traceback), tb_offset=tb_offset)
 
-    shell.set_custom_exc((UserError, KeyboardInterrupt), one_line)
+    shell.set_custom_exc((UserError, KeyboardInterrupt, NameError), one_line)
 
 
 def setup():

@@ -9,6 +9,7 @@ between the two writes loses nothing.
 
 import fcntl
 import os
+import re
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from helpers.machinery.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_h
 from helpers.machinery.files import save_checkpoint, save_json
 
 LOCK = ".lock"
+# What a save killed between writing and renaming leaves: files.write_atomically's temporary files.
+LEFTOVER = re.compile(rf"\.({re.escape(CHECKPOINT)}|{re.escape(HISTORY)})\.[a-z0-9_]{{8}}")
 
 
 def session(device_name: str) -> dict:
@@ -50,11 +53,14 @@ def check_resumable(checkpoint: Checkpoint, config: TrainConfig):
 
 
 def saved_meta(checkpoint: Checkpoint) -> dict | None:
-    """The provenance in the history.json beside a checkpoint saved before checkpoints held it."""
+    """The provenance in the history.json beside a checkpoint saved before checkpoints held it, if that history
+    is the same run's (its epochs the checkpoint's, or one fewer after a crash between the two saves)."""
     try:
-        return load_history(checkpoint.path.parent)["meta"]
+        history = load_history(checkpoint.path.parent)
     except UserError:
         return None
+    same_run = checkpoint["history"][: len(history["epochs"])] == history["epochs"]
+    return history["meta"] if same_run else None
 
 
 class RunFolder:
@@ -78,11 +84,13 @@ class RunFolder:
         A run is continued in place when `resume` was loaded from this folder. Otherwise the folder
         must be new or empty: a folder holding a run, or any other file, is used only with
         `overwrite`, and then only the run's own files are replaced, each when the first epoch
-        commits. Temporary files left by a killed save are removed.
+        commits. Temporary files left by a killed save are removed, once the folder is taken; a refused
+        run changes nothing in it.
         """
         try:
             self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
+            made_lock = not (self.path / LOCK).exists()
             self._lock = open(self.path / LOCK, "a+")
         except OSError as error:
             raise UserError(
@@ -101,11 +109,12 @@ class RunFolder:
         self._lock.truncate(0)
         self._lock.write(f"{os.getpid()}\n")
         self._lock.flush()
-        for leftover in [*self.path.glob(f".{CHECKPOINT}.*"), *self.path.glob(f".{HISTORY}.*")]:
-            leftover.unlink()
+        leftovers = [path for path in self.path.iterdir() if LEFTOVER.fullmatch(path.name)]
         in_place = resume is not None and resume.path.resolve() == self.checkpoint.resolve()
-        held = sorted(path.name for path in self.path.iterdir() if path.name != LOCK)
+        held = sorted(path.name for path in self.path.iterdir() if path.name != LOCK and path not in leftovers)
         if held and not (in_place or overwrite):
+            if made_lock:  # a refused run leaves the folder as it was
+                (self.path / LOCK).unlink(missing_ok=True)
             self.close()
             if self.checkpoint.exists():
                 raise UserError(
@@ -116,6 +125,8 @@ class RunFolder:
                 f"{self.path} is not empty (it holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}): "
                 "choose another --out, or pass --overwrite to write checkpoint.pt and history.json there"
             )
+        for leftover in leftovers:  # only once the folder is ours to write in
+            leftover.unlink()
         self.saved_epoch = resume["epoch"] if in_place else None
         return self
 

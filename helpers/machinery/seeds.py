@@ -8,6 +8,7 @@ reached 85.9%.
 """
 
 import argparse
+import fcntl
 import os
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from helpers.config import MAX_SEED
 from helpers.machinery.cli import OneLineParser, last_stop_signal, run_command
 
 MAX_SEEDS = 1000
+PER_SEED = ("--seed", "--out", "--resume")  # train flags that seeds sets itself
+SEEDS_LOCK = ".seeds.lock"
 GPU_JOBS = 8  # runs at once on one GPU: the eight seeds of scripts/gpu_reproduce.sh
 
 
@@ -54,13 +57,31 @@ def default_jobs(train_flags: list[str], seeds: int) -> int:
 
 def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
     """Refuse, before any run starts or any log is written, a seed folder that is in use or holds
-    anything (without --overwrite): the same checks `python -m helpers train` makes."""
+    anything (without --overwrite): the same checks `python -m helpers train` makes; and a log file there
+    already (without --overwrite), or a log that is a link (a log is written where it is, never elsewhere)."""
     from helpers.machinery.run_folder import RunFolder
 
     for seed in seeds:
         folder = RunFolder(out_dir / f"seed{seed}")
         folder.open(overwrite=overwrite)
         folder.close()
+        log = out_dir / f"seed{seed}.log"
+        if log.is_symlink() or (log.exists() and not (overwrite and log.is_file())):
+            raise UserError(f"{log} is there already: pass --overwrite (a regular file only) or another --out-dir")
+
+
+def hold_out_dir(out_dir: Path):
+    """Take `out_dir` (an exclusive lock, released when the returned file closes or the process ends), or
+    refuse in one line while another seeds run holds it."""
+    lock = open(out_dir / SEEDS_LOCK, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UserError(
+            f"{out_dir} is in use by another seeds run: wait for it to end, or choose another --out-dir"
+        ) from None
+    return lock  # held while open: `with hold_out_dir(...)` releases it
 
 
 def run_seeds(argv) -> int:
@@ -74,21 +95,28 @@ def run_seeds(argv) -> int:
     parser.add_argument("--out-dir", default="runs/seeds", help="one run folder per seed in here [default: runs/seeds]")
     parser.add_argument("--jobs", type=int, help=f"runs at a time [default: up to {GPU_JOBS} on a GPU, 1 on a CPU]")
     args, train_flags = parser.parse_known_args(argv)
-    if any(flag.split("=")[0] in ("--seed", "--out", "--resume") for flag in train_flags):
+    given = [flag.split("=")[0] for flag in train_flags if flag.startswith("--") and len(flag.split("=")[0]) > 2]
+    if any(name.startswith(flag) for flag in given for name in PER_SEED):  # abbreviations too: --res is --resume
         raise UserError("--seed, --out and --resume are set per seed by python -m helpers seeds: leave them out")
     seeds = parse_seeds(args.seeds)
     if args.jobs is not None and not 1 <= args.jobs <= len(seeds):
         raise UserError(f"--jobs must be from 1 to the number of seeds ({len(seeds)}), got {args.jobs}")
-    from helpers.machinery.checkpoint import load_history
-    from helpers.machinery.summary import report
-
     jobs = args.jobs or default_jobs(train_flags, len(seeds))
     out_dir = Path(args.out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot use --out-dir {out_dir} ({error.strerror}): choose another --out-dir") from None
-    check_folders(out_dir, seeds, overwrite="--overwrite" in train_flags)
+    with hold_out_dir(out_dir):  # one seeds run at a time in a folder: their logs would clobber each other
+        check_folders(out_dir, seeds, overwrite="--overwrite" in train_flags)
+        return train_seeds(args.seeds, seeds, train_flags, jobs, out_dir)
+
+
+def train_seeds(named: str, seeds: list[int], train_flags: list[str], jobs: int, out_dir: Path) -> int:
+    """Train each seed with the train command, at most `jobs` at a time; print the table; 2 if any failed."""
+    from helpers.machinery.checkpoint import load_history
+    from helpers.machinery.summary import report
+
     # The runs share the cores: each torch takes its share, not all of them, which would slow every
     # run several times over on a CPU. Unbuffered, so that each log shows its run as it goes.
     env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs)), **os.environ, "PYTHONUNBUFFERED": "1"}
@@ -98,14 +126,15 @@ def run_seeds(argv) -> int:
         with lock:
             if stopping.is_set():
                 return None
-            log = open(out_dir / f"seed{seed}.log", "w")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW  # never through a link
+            log = os.fdopen(os.open(out_dir / f"seed{seed}.log", flags, 0o644), "w")
             command = [sys.executable, "-m", "helpers", "train", *train_flags, "--no-progress",
                        "--seed", str(seed), "--out", str(out_dir / f"seed{seed}")]  # fmt: skip
             running[seed] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         with log:
             return running[seed].wait()
 
-    print(f"training seeds {args.seeds}, {jobs} at a time; logs in {out_dir}/seedN.log", flush=True)
+    print(f"training seeds {named}, {jobs} at a time; logs in {out_dir}/seedN.log", flush=True)
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         statuses = dict(zip(seeds, pool.map(train, seeds), strict=True))

@@ -18,11 +18,16 @@ def summary_table(summaries: dict) -> str:
     ]
     for name, s in summaries.items():
         lines.append(
-            f"| {name} | {s['epochs']} | {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} | "
+            f"| {cell(name)} | {s['epochs']} | {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} | "
             f"{s['first_epoch_published'] or 'not reached'} | {s['seconds_per_epoch']:.1f} | "
-            f"{s['seconds_total'] / 60:.1f} min | {s['device']} | {s['precision']} |"
+            f"{s['seconds_total'] / 60:.1f} min | {cell(s['device'])} | {s['precision']} |"
         )
     return "\n".join(lines)
+
+
+def cell(text) -> str:
+    """Text as one table cell: a '|' or a line break in a name cannot add a column or a row."""
+    return " ".join(str(text).replace("|", "/").split())
 
 
 def spread(summaries: list[dict]) -> dict:
@@ -54,11 +59,24 @@ def report(named_histories: dict) -> str:
     differing = sorted({key for s in settings for key in s if s[key] != settings[0][key]})
     if differing:
         return text + f"\n\nno spread: the runs differ in more than the seed ({', '.join(differing)})"
+    unfinished = [f"{cell(name)} ({len(h['epochs'])} of {h['config']['epochs']} epochs)"
+                  for name, h in named_histories.items() if len(h["epochs"]) < h["config"]["epochs"]]  # fmt: skip
+    if unfinished:
+        return text + f"\n\nno spread: not every run finished: {', '.join(unfinished)}"
+    seeds = [h["config"]["seed"] for h in named_histories.values()]
+    if len(set(seeds)) < len(seeds):
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        return (
+            text
+            + f"\n\nno spread: runs share a seed ({', '.join(map(str, repeated))}): one run counted twice says nothing"
+        )
     stats = spread(list(summaries.values()))
+    setups = {(h["meta"]["device"], h["meta"].get("torch")) for h in named_histories.values()}
+    where = "" if len(setups) == 1 else f"; on {len(setups)} different devices or torch versions (see the table)"
     return text + (
         f"\n\nover {len(named_histories)} runs: best {stats['best'][0]:.2%} ± {stats['best'][1]:.2%}, "
         f"last {stats['last'][0]:.2%} ± {stats['last'][1]:.2%} (mean ± std); "
-        f"{stats['reached']:.0%} reached {ACCURACY:.1%}"
+        f"{stats['reached']:.0%} reached {ACCURACY:.1%}{where}"
     )
 
 

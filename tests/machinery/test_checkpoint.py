@@ -1,6 +1,8 @@
 """A saved run read back: a checkpoint or history that is damaged, foreign or out of range is refused in one line."""
 
 import json
+import os
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -10,6 +12,7 @@ from commands import invoke, one_line
 from helpers import UserError
 from helpers.machinery.checkpoint import load_checkpoint, load_history
 from helpers.machinery.files import save_json
+from helpers.machinery.run_folder import saved_meta
 from runs import TWO_EPOCHS, copy_of, damaged_checkpoint, train
 
 
@@ -22,6 +25,20 @@ from runs import TWO_EPOCHS, copy_of, damaged_checkpoint, train
         (lambda c: c["history"][0].update(test_acc=None), "epoch 1 has test_acc=None"),
         (lambda c: c.update(model=torch.nn.Linear(3, 2).state_dict()), "the weights of another model"),
         (lambda c: c.update(scheduler={"total_steps": 5}), "its schedule does not match"),
+        # What load_state_dict takes without a look: checked before an epoch is spent on it.
+        (
+            lambda c: c["optimizer"]["state"][0].update(momentum_buffer=torch.zeros(3)),
+            "momentum buffer of shape \\(3,\\)",
+        ),
+        (lambda c: c["optimizer"]["state"][5]["momentum_buffer"].fill_(float("inf")), "is not finite"),
+        (
+            lambda c: c["optimizer"]["param_groups"][0].update(lr=float("nan")),
+            "learning rate or momentum is not a finite",
+        ),
+        (
+            lambda c: c["optimizer"]["param_groups"][0].update(momentum="0.9"),
+            "learning rate or momentum is not a finite",
+        ),
     ],
 )
 def test_a_malformed_or_foreign_checkpoint_is_a_user_error(two_epochs, smoke_data, tmp_path, damage, message):
@@ -103,3 +120,37 @@ def test_a_history_with_a_number_too_long_to_read_is_one_line(tmp_path):
 def test_a_malformed_history_gives_one_line(tmp_path):
     (tmp_path / "history.json").write_text(json.dumps({"meta": {}, "config": {}, "epochs": []}))
     assert "is not a history written by python -m helpers train" in one_line(invoke("summary", str(tmp_path)))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_what_is_not_a_history_or_checkpoint_file_is_refused_before_it_is_read(tmp_path, kind):
+    for name in ("history.json", "checkpoint.pt"):
+        path = tmp_path / name
+        if kind == "fifo":
+            os.mkfifo(path)  # reading it would wait for a writer forever
+        elif kind == "device":
+            path.symlink_to("/dev/zero")  # reading it would never end
+        else:
+            with open(path, "wb") as file:
+                file.truncate(300 * 2**20)  # sparse: no disk used
+    expected = "not a regular file" if kind != "huge" else "314,572,800 bytes"
+    assert expected in one_line(invoke("summary", str(tmp_path)))
+    assert expected in one_line(invoke("train", "--resume", str(tmp_path)))
+
+
+def test_a_checkpoint_is_checked_to_be_its_historys_run(two_epochs, finished_run, tmp_path):
+    whole = two_epochs["fast"][1]
+    assert load_checkpoint(whole, load_history(whole))["epoch"] == 2
+    with pytest.raises(UserError, match="is not the checkpoint of the history beside it \\(2 and 1 epochs"):
+        load_checkpoint(whole, load_history(finished_run))
+    mixed = copy_of(whole, tmp_path)
+    shutil.copy(two_epochs["albumentations"][1] / "history.json", mixed / "history.json")  # same length, other run
+    with pytest.raises(UserError, match="or other records"):
+        load_checkpoint(mixed, load_history(mixed))
+
+
+def test_a_checkpoint_without_provenance_takes_none_from_another_runs_history(two_epochs, tmp_path):
+    run = damaged_checkpoint(two_epochs["fast"][2], tmp_path, lambda c: c.pop("meta"))  # as saved before meta
+    assert saved_meta(load_checkpoint(run)) == load_history(run)["meta"]  # its own history's
+    shutil.copy(two_epochs["albumentations"][2] / "history.json", run / "history.json")
+    assert saved_meta(load_checkpoint(run)) is None  # another run's: not this run's command or start

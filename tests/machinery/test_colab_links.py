@@ -1,6 +1,8 @@
 """One public address in pyproject.toml: every notebook's Colab badge and set-up cell written from it."""
 
+import errno
 import json
+import os
 import shutil
 
 import pytest
@@ -38,6 +40,8 @@ def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_points_the_learn
         ('[project.urls]\nRepository = "https://github.com/a/b)[x](javascript:alert(1))"\n', "must be https"),
         ('[project.urls]\nRepository = "https://github.com/a/b\\nc"\n', "must be https"),
         ('[project.urls]\nRepository = "https://gitlab.com/a/b"\n', "must be https://github.com"),
+        ('[project.urls]\nRepository = "https://github.com/a/.."\n', "must be https://github.com/OWNER/REPO"),
+        ('[project.urls]\nRepository = "https://github.com/a/./"\n', "must be https://github.com/OWNER/REPO"),
     ],
 )
 def test_colab_links_take_only_a_github_repository_address(tmp_path, pyproject, message):
@@ -60,3 +64,18 @@ def test_colab_links_refuse_a_notebook_that_is_not_one(tmp_path, monkeypatch, co
         rewrite(tmp_path / "01_x.ipynb", None)
     monkeypatch.setattr(colab_links, "NOTEBOOKS", tmp_path)
     assert "is not a notebook with cells" in one_line(invoke("colab-links"))
+
+
+@pytest.mark.parametrize("error", [errno.EFBIG, errno.ENOSPC])
+def test_a_notebook_is_rewritten_whole_or_not_at_all(tmp_path, monkeypatch, error):
+    notebook = tmp_path / "01_data.ipynb"
+    shutil.copy(ROOT / "notebooks" / "01_data.ipynb", notebook)
+    before = notebook.read_bytes()
+
+    def refused(*args, **kwargs):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr("tempfile.mkstemp", refused)
+    with pytest.raises(UserError, match="run make colab-links again once it can write there"):
+        rewrite(notebook, "https://github.com/someone/cnn-cifar10")
+    assert notebook.read_bytes() == before

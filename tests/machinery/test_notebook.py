@@ -33,9 +33,13 @@ def test_a_user_error_in_a_notebook_is_one_line(capsys):
     shell.run_cell(
         "raise KeyboardInterrupt('interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x')"
     )
+    shell.run_cell("lr_test = lr_range_test(run, data)")  # a cell run before the one that defines its names
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
         "error: cannot read checkpoint x: pass a run folder",
         "interrupted: runs/x/checkpoint.pt holds epoch 3; continue with --resume runs/x",
+        "error: name 'lr_range_test' is not defined: run the cells above this one first (Run > Run All Above Selected Cell)",
     ]
     assert "Traceback" not in captured.out + captured.err
+    shell.run_cell("exec('a_name_inside_library_code', {})")  # not the notebook's own names: the whole traceback
+    assert "Traceback" in "".join(capsys.readouterr())

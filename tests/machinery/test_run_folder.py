@@ -48,7 +48,7 @@ def test_a_crash_between_checkpoint_and_history_is_repaired_by_resume(two_epochs
         train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)
     monkeypatch.undo()
     assert len(load_history(run)["epochs"]) == 1 and load_checkpoint(run)["epoch"] == 2
-    (run / ".checkpoint.pt.x7k2q9").write_bytes(b"half a checkpoint")  # left by a kill mid-write
+    (run / ".checkpoint.pt.x7k2q9ab").write_bytes(b"half a checkpoint")  # left by a kill mid-write
     resumed = train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)  # nothing left to train
     assert load_history(run) == resumed
     assert without_seconds(resumed) == without_seconds(uninterrupted)
@@ -105,3 +105,17 @@ def test_a_second_run_on_a_busy_folder_is_refused_and_a_killed_owner_leaves_no_l
         owner.wait()
     with RunFolder(out).open():  # the killed owner's lock went with it
         pass
+
+
+@pytest.mark.parametrize(
+    "mine",
+    [[".history.json.backup"], [".checkpoint.pt.old", "notes.md"], [".history.json.12345678.bak", "history.json"]],
+    ids=["a backup of a history", "a checkpoint of mine and notes", "a history and a look-alike"],
+)
+def test_a_refused_run_changes_nothing_in_the_folder(tmp_path, mine):
+    for name in mine:
+        (tmp_path / name).write_text(f"{name}: the user's")
+    with pytest.raises(UserError, match="is not empty"):
+        RunFolder(tmp_path).open()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(mine)  # no .lock either
+    assert all((tmp_path / name).read_text() == f"{name}: the user's" for name in mine)

@@ -11,7 +11,7 @@ import pytest
 
 from commands import SMOKE_RUN, invoke, one_line, run, start
 from helpers import UserError
-from helpers.machinery.seeds import default_jobs, parse_seeds
+from helpers.machinery.seeds import default_jobs, hold_out_dir, parse_seeds
 
 
 def test_seeds_are_parsed_as_ranges_and_lists():
@@ -93,3 +93,27 @@ def test_sigterm_to_seeds_stops_every_run_and_says_what_was_saved(data_root, tmp
     assert "each run folder in" in one_line(result, status=143)
     assert running_trainings(tmp_path) == []  # nothing left running
     assert all("interrupted" in log.read_text() for log in logs)  # each run said what it saved
+
+
+@pytest.mark.parametrize("flag", ["--res", "--resu=runs/x", "--se", "--ou=elsewhere"])
+def test_seeds_refuse_per_seed_flags_abbreviated_too(flag):
+    assert "are set per seed" in one_line(invoke("seeds", "--seeds", "1", flag, "x", *SMOKE_RUN))
+
+
+def test_seeds_never_write_a_log_over_a_users_file_or_through_a_link(tmp_path):
+    (tmp_path / "seed1.log").write_text("my notes")
+    assert "seed1.log is there already" in one_line(
+        invoke("seeds", "--seeds", "1", "--out-dir", str(tmp_path), *SMOKE_RUN)
+    )
+    assert (tmp_path / "seed1.log").read_text() == "my notes"
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("not the log's")
+    (tmp_path / "seed2.log").symlink_to(outside)
+    result = invoke("seeds", "--seeds", "2", "--out-dir", str(tmp_path), *SMOKE_RUN, "--overwrite")
+    assert "seed2.log is there already" in one_line(result) and outside.read_text() == "not the log's"
+
+
+def test_a_second_seeds_run_on_the_same_folder_is_refused(tmp_path):
+    with hold_out_dir(tmp_path):  # as a first seeds run does, from start to end
+        result = invoke("seeds", "--seeds", "1", "--out-dir", str(tmp_path), *SMOKE_RUN)
+    assert "in use by another seeds run" in one_line(result) and not (tmp_path / "seed1.log").exists()
