@@ -9,6 +9,7 @@ the lessons call it through a few names: `Trainer` (a model on a device), `load_
 - run_folder.py   a run folder and its history: lock, start or resume, one committed epoch at a time
 - checkpoint.py   checkpoint.pt and history.json read back, checked, parsed once, restored
 - files.py        safe writes: temporary file, fsync, rename
+- download.py     CIFAR-10 from a mirror, used only once it equals the official arrays
 - cli.py          what the commands share: flags made from TrainConfig, one-line errors, Ctrl-C and signals
 - train.py, bench.py, seeds.py, summary.py, colab_links.py: the commands (`python -m helpers COMMAND`)
 - notebook.py     setup(), called by each notebook's first cell
