@@ -126,6 +126,7 @@ class TrainConfig:
             ("pipeline", self.pipeline in ("auto", *PIPELINES), f"one of auto, {', '.join(PIPELINES)}"),
             ("precision", self.precision in ("auto", *PRECISIONS), f"one of auto, {', '.join(PRECISIONS)}"),
             ("device", re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device), "auto, cpu, cuda or cuda:N"),
+            ("out", self.out.strip() != "", "a folder's name (empty would be the current folder)"),
         ]
         for name, ok, allowed in checks:
             if not ok:

@@ -145,7 +145,9 @@ def bench(argv) -> int:
     from helpers.machinery.hardware import device_name
 
     out = Path(args.out)
-    check_writable_folder(out.parent, "the folder of --out")  # before the benchmark, not after
+    if out.is_dir():  # before the benchmark, not after
+        raise UserError(f"--out {out} is a folder: name the file to write, such as {out / 'bench.json'}")
+    check_writable_folder(out.parent, "the folder of --out")
     config, device = run
     from helpers.data import load_cifar10
 

@@ -132,6 +132,8 @@ def load_checkpoint(path, history: dict | None = None) -> Checkpoint:
         raise UserError(
             f"no checkpoint at {path}: pass a run folder or checkpoint.pt written by python -m helpers train"
         ) from None
+    except PermissionError as error:  # there, but the system refuses to read it: not damaged
+        raise UserError(f"cannot read checkpoint {path} ({error.strerror}): make it readable") from None
     except Exception as error:
         raise UserError(
             f"cannot read checkpoint {path} ({type(error).__name__}): it is damaged or not from python -m helpers train"
@@ -210,6 +212,14 @@ def restore_training(checkpoint: Checkpoint, model, optimizer, scheduler, scaler
     saved = checkpoint["scheduler"]
     if set(saved) != set(expected) or saved.get("total_steps") != expected["total_steps"]:
         raise _not_from_train(checkpoint.path, "checkpoint", "its schedule does not match these settings")
+    steps_per_epoch = expected["total_steps"] // checkpoint.config.epochs
+    if saved.get("last_epoch") != checkpoint["epoch"] * steps_per_epoch:  # the schedule's steps: epoch's end
+        raise _not_from_train(
+            checkpoint.path,
+            "checkpoint",
+            f"its schedule took {saved.get('last_epoch')!r} steps, not the "
+            f"{checkpoint['epoch'] * steps_per_epoch} of its {checkpoint['epoch']} epoch(s)",
+        )
     try:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(saved)

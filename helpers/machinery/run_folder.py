@@ -75,7 +75,7 @@ class RunFolder:
         self.checkpoint, self.history_file = self.path / CHECKPOINT, self.path / HISTORY
         self.history = None  # {"meta", "config", "epochs"}, from `begin`
         self._lock = None
-        self._created = False
+        self._created = []  # the folders open() made, deepest first
         self.saved_epoch = None  # the epoch checkpoint.pt holds, once known
 
     def open(self, resume: Checkpoint | None = None, overwrite=False) -> "RunFolder":
@@ -88,7 +88,7 @@ class RunFolder:
         run changes nothing in it.
         """
         try:
-            self._created = not self.path.exists()
+            self._created = [path for path in (self.path, *self.path.parents) if not path.exists()]  # deepest first
             self.path.mkdir(parents=True, exist_ok=True)
             made_lock = not (self.path / LOCK).exists()
             self._lock = open(self.path / LOCK, "a+")
@@ -138,8 +138,9 @@ class RunFolder:
         test_images: int,
         resume: Checkpoint | None = None,
     ) -> dict:
-        """Start the run's history, or continue `resume`'s: then history.json is rewritten from the
-        checkpoint, which also repairs one left an epoch short by a crash between the two writes."""
+        """Start the run's history, or continue `resume`'s: continued in place, history.json is rewritten from
+        the checkpoint at once, which also repairs one left an epoch short by a crash between the two writes;
+        continued into another folder, nothing is written there before an epoch commits."""
         this_session = session(device_name)
         meta = {**this_session, "train_images": train_images, "test_images": test_images}
         self.history = {"meta": meta, "config": asdict(config), "epochs": []}
@@ -148,7 +149,8 @@ class RunFolder:
             self.history["meta"] = resume.get("meta") or saved_meta(resume) or meta
             resumed = {"at_epoch": resume["epoch"] + 1, **this_session}
             self.history["meta"]["resumed"] = [*self.history["meta"].get("resumed", []), resumed]
-            save_json(self.history_file, self.history)
+            if self.saved_epoch is not None:  # in place
+                save_json(self.history_file, self.history)
         return self.history
 
     def append(self, record: dict, training_state: dict):
@@ -188,12 +190,13 @@ class RunFolder:
         """Release the folder; remove it again if this run made it and saved nothing in it."""
         if self._lock is None:
             return
-        if self._created and self.saved_epoch is None:
+        if self._created and self.saved_epoch is None:  # the folders this run made, all of them (--out a/b/c)
             (self.path / LOCK).unlink(missing_ok=True)
-            try:
-                self.path.rmdir()
-            except OSError:  # something else was put there: leave it
-                pass
+            for path in self._created:
+                try:
+                    path.rmdir()
+                except OSError:  # something else was put there: leave it
+                    break
         self._lock.close()  # closing the file releases the lock
         self._lock = None
 

@@ -46,6 +46,9 @@ def train(argv) -> int:
     from helpers.analysis import summary_line
     from helpers.training import fit
 
+    if resume is not None and resume["epoch"] == config.epochs == resume.config.epochs:
+        print(f"{resume.path.parent} holds a finished run ({config.epochs} epochs): nothing to train, nothing written")
+        return 0
     if device.type == "cpu" and config.subset is None:
         print(
             f"warning: no GPU in use: {config.epochs} epochs of 50,000 images take hours on a CPU "

@@ -25,6 +25,8 @@ from runs import TWO_EPOCHS, copy_of, damaged_checkpoint, train
         (lambda c: c["history"][0].update(test_acc=None), "epoch 1 has test_acc=None"),
         (lambda c: c.update(model=torch.nn.Linear(3, 2).state_dict()), "the weights of another model"),
         (lambda c: c.update(scheduler={"total_steps": 5}), "its schedule does not match"),
+        (lambda c: c["scheduler"].update(last_epoch=c["scheduler"]["last_epoch"] - 3), "its schedule took"),
+        (lambda c: c["scheduler"].update(last_epoch=c["scheduler"]["last_epoch"] * 2), "its schedule took"),
         # What load_state_dict takes without a look: checked before an epoch is spent on it.
         (
             lambda c: c["optimizer"]["state"][0].update(momentum_buffer=torch.zeros(3)),
@@ -154,3 +156,12 @@ def test_a_checkpoint_without_provenance_takes_none_from_another_runs_history(tw
     assert saved_meta(load_checkpoint(run)) == load_history(run)["meta"]  # its own history's
     shutil.copy(two_epochs["albumentations"][2] / "history.json", run / "history.json")
     assert saved_meta(load_checkpoint(run)) is None  # another run's: not this run's command or start
+
+
+def test_a_checkpoint_the_system_will_not_read_is_called_unreadable_not_damaged(finished_run, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")  # what a file without read permission gives a non-root user
+
+    monkeypatch.setattr(torch, "load", refused)
+    with pytest.raises(UserError, match="\\(Permission denied\\): make it readable$"):
+        load_checkpoint(finished_run)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from commands import ROOT, SMOKE_RUN, invoke, one_line
-from helpers import UserError
+from helpers import UserError, training
 from helpers.config import TrainConfig
 from helpers.machinery import run_folder
 from helpers.machinery.checkpoint import load_checkpoint, load_history
@@ -119,3 +119,40 @@ def test_a_refused_run_changes_nothing_in_the_folder(tmp_path, mine):
         RunFolder(tmp_path).open()
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(mine)  # no .lock either
     assert all((tmp_path / name).read_text() == f"{name}: the user's" for name in mine)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_run_stopped_before_its_first_epoch_removes_every_folder_it_made(tmp_path, depth):
+    out = tmp_path.joinpath(*[f"level{n}" for n in range(depth)])
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
+        with RunFolder(out).open():
+            raise KeyboardInterrupt  # as Ctrl-C before the first epoch commits
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_resumed_into_another_folder_writes_nothing_there_before_an_epoch_commits(
+    two_epochs, smoke_data, tmp_path, monkeypatch
+):
+    source = copy_of(two_epochs["albumentations"][2], tmp_path, "a")
+    other = copy_of(two_epochs["fast"][1], tmp_path, "b")
+    before = {path.name: path.read_bytes() for path in other.iterdir() if path.name != ".lock"}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
+        train(replace(TWO_EPOCHS, out=str(other)), smoke_data, resume=source, overwrite=True)
+    assert {path.name: path.read_bytes() for path in other.iterdir() if path.name != ".lock"} == before
+
+
+def test_resuming_a_finished_run_trains_and_writes_nothing(finished_run, tmp_path):
+    run = copy_of(finished_run, tmp_path, "finished")
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    for out in ([], ["--out", str(tmp_path / "copy")]):
+        result = invoke("train", "--resume", str(run), "--no-progress", *out)
+        assert (
+            result.returncode == 0
+            and "holds a finished run (1 epochs): nothing to train, nothing written" in result.stdout
+        )
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before and not (tmp_path / "copy").exists()
