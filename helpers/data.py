@@ -11,6 +11,7 @@ from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
 from helpers import PROJECT_ROOT, UserError
 from helpers.machinery.download import MirrorError, from_cache, from_mirror
+from helpers.machinery.files import missing_folders, remove_empty
 
 DATA_ROOT_ENV = "CIFAR10_ROOT"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -79,7 +80,7 @@ def _official_split(root: Path, train: bool):
 def _official_download(root: Path) -> dict:
     """torchvision's download of the official files into `root` (MD5-checked); after a failure, remove the
     folders and archive it made."""
-    made = [path for path in (root, *root.parents) if not path.exists()]
+    made = missing_folders(root)
     archive = root / TorchvisionCIFAR10.filename
     had_archive = archive.exists()
     try:
@@ -87,11 +88,7 @@ def _official_download(root: Path) -> dict:
     except BaseException:
         if not had_archive:
             archive.unlink(missing_ok=True)
-        for path in made:  # deepest first
-            try:
-                path.rmdir()
-            except OSError:
-                break
+        remove_empty(made)
         raise
     return {split: _official_split(root, train=split == "train") for split in ("train", "test")}
 

@@ -12,6 +12,7 @@ again on every load.
 
 import hashlib
 import http.client
+import io
 import os
 import sys
 import tempfile
@@ -21,6 +22,8 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from helpers.machinery.files import missing_folders, remove_empty, write_atomically
 
 MIRROR_ENV = "CIFAR10_MIRROR"
 MIRROR = "https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main"
@@ -138,7 +141,7 @@ def from_mirror(root: Path) -> dict:
     Returns {"train": (images, labels), "test": (images, labels)}; leaves nothing in root on failure."""
     base = mirror_base()
     print(f"downloading CIFAR-10 from {base} (checked against the official files before use)")
-    made = [path for path in (root, *root.parents) if not path.exists()]
+    made = missing_folders(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root, prefix=".cifar-10-mirror-") as folder:
@@ -150,26 +153,16 @@ def from_mirror(root: Path) -> dict:
             save_cache(root, splits)
         return splits
     except BaseException:
-        for path in made:  # deepest first: the folders made for this download, if they are empty again
-            try:
-                path.rmdir()
-            except OSError:
-                break
+        remove_empty(made)
         raise
 
 
 def save_cache(root: Path, splits: dict):
-    """The verified arrays, written to a temporary file and renamed: a kill leaves no half file."""
-    handle, temporary = tempfile.mkstemp(dir=root, prefix=f".{CACHE}.", suffix=".npz")
-    try:
-        os.fchmod(handle, 0o644)  # as the official files: readable by all
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **{f"{split}_{kind}": array for split, pair in splits.items()
-                              for kind, array in zip(("images", "labels"), pair, strict=True)})  # fmt: skip
-        os.replace(temporary, root / CACHE)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    """The verified arrays, written safely (files.write_atomically): a kill or a full disk leaves no half file."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{split}_{kind}": array for split, pair in splits.items()
+                        for kind, array in zip(("images", "labels"), pair, strict=True)})  # fmt: skip
+    write_atomically(root / CACHE, buffer.getvalue(), instead="choose another --data-root")
 
 
 def from_cache(root: Path) -> dict | None:

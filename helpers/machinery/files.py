@@ -57,6 +57,21 @@ def save_checkpoint(path, payload):
     write_atomically(path, buffer.getvalue())
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first: what mkdir(parents=True) makes."""
+    return [folder for folder in (path, *path.parents) if not folder.exists()]
+
+
+def remove_empty(folders: list[Path]):
+    """Remove `folders` (deepest first, as missing_folders lists them), stopping at the first that is not empty:
+    what a run or a download made and did not use is gone again, and anything put there since stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 def check_writable_folder(folder: Path, what: str):
     """Create `folder` if needed and check that files can be written there, or raise a UserError."""
     try:

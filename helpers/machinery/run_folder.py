@@ -18,7 +18,7 @@ from pathlib import Path
 from helpers import UserError
 from helpers.config import TrainConfig, results_settings
 from helpers.machinery.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_history
-from helpers.machinery.files import save_checkpoint, save_json
+from helpers.machinery.files import missing_folders, remove_empty, save_checkpoint, save_json
 
 LOCK = ".lock"
 # What a save killed between writing and renaming leaves: files.write_atomically's temporary files.
@@ -88,7 +88,7 @@ class RunFolder:
         run changes nothing in it.
         """
         try:
-            self._created = [path for path in (self.path, *self.path.parents) if not path.exists()]  # deepest first
+            self._created = missing_folders(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
             made_lock = not (self.path / LOCK).exists()
             self._lock = open(self.path / LOCK, "a+")
@@ -192,11 +192,7 @@ class RunFolder:
             return
         if self._created and self.saved_epoch is None:  # the folders this run made, all of them (--out a/b/c)
             (self.path / LOCK).unlink(missing_ok=True)
-            for path in self._created:
-                try:
-                    path.rmdir()
-                except OSError:  # something else was put there: leave it
-                    break
+            remove_empty(self._created)
         self._lock.close()  # closing the file releases the lock
         self._lock = None
 
