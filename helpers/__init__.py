@@ -3,6 +3,7 @@ receptive_field, training, schedule, analysis and plots. What keeps runs safe (r
 safe writes, the commands) stands behind them in helpers.machinery."""
 
 import os
+import sys
 from pathlib import Path
 
 # albumentations checks PyPI for a newer release on import unless told not to.
@@ -14,3 +15,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one line that says what to do."""
+
+
+def _refuse_to_run_a_module():
+    """`python -m helpers.analysis` would import torch for seconds and then print nothing: the one thing
+    to run is `python -m helpers COMMAND` (and the maintainer's digests), so say that at once."""
+    argv = getattr(sys, "orig_argv", [])
+    if sys.argv[:1] != ["-m"] or "-m" not in argv[:-1]:  # sys.argv is ["-m"] only while -m finds its module
+        return
+    module = argv[argv.index("-m") + 1]
+    if module.startswith("helpers.") and module not in ("helpers.__main__", "helpers.machinery.download"):
+        message = f"error: {module} is a module, not a command: run python -m helpers --help for the commands"
+        print(message, file=sys.stderr)
+        sys.exit(2)
+
+
+_refuse_to_run_a_module()

@@ -90,7 +90,9 @@ class TrainConfig:
     )
     out: str = setting("runs/latest", "run folder for history.json and checkpoint.pt")
     num_workers: int | None = setting(
-        None, "DataLoader workers for the albumentations pipeline (default: 0 on CPU, 8 on CUDA)"
+        None,
+        "DataLoader workers for the albumentations pipeline (default: 0 on CPU, up to 8 on CUDA); "
+        "the results do not depend on it",
     )
     compile: bool = setting(False, "torch.compile the model (off: on the CPU it made training slower)")
     progress: bool = setting(True, "tqdm progress bars")

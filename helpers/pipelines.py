@@ -121,12 +121,20 @@ class AugmentedDataset(torch.utils.data.Dataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
         self.images, self.labels, self.transform = images, labels, transform
+        self.seed = 0  # the epoch's; set_seed sets it
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, index):
         return self.transform(image=self.images[index])["image"], int(self.labels[index])
+
+    def __getitems__(self, indices):
+        """A batch (the DataLoader asks for whole batches), its draws seeded by the epoch's seed and the
+        batch's images: not by which worker makes it, or how many there are, so a run resumed with another
+        --num-workers (or on another device's default) repeats the uninterrupted one."""
+        self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, *indices]).generate_state(1)[0]))
+        return [self[index] for index in indices]
 
 
 class AlbumentationsLoader:
@@ -142,16 +150,12 @@ class AlbumentationsLoader:
             generator=self.generator,
             num_workers=num_workers,
             pin_memory=pin_memory,
-            worker_init_fn=self._seed_worker,
         )
 
-    def _seed_worker(self, worker_id):
-        # Each worker gets a copy of the transform; without this they would all draw the same numbers.
-        self.dataset.transform.set_random_seed(torch.initial_seed() % 2**32)
-
     def set_seed(self, seed: int):
+        """Seed the shuffle and augmentation draws of the next epoch."""
         self.generator.manual_seed(seed)
-        self.dataset.transform.set_random_seed(seed)
+        self.dataset.seed = seed
 
     def __len__(self):
         return len(self.loader)

@@ -166,3 +166,16 @@ def test_augment_images_shows_the_fast_pipeline_on_uint8_images(cifar):
     changed = (out != images).reshape(64, -1).any(1)
     assert np.array_equal(changed[~drawn.numpy()], np.zeros((~drawn).sum().item(), bool))  # nothing drawn: as it was
     assert changed[drawn.numpy()].mean() > 0.9  # a drawn flip of a symmetric image may change nothing
+
+
+def test_the_albumentations_batches_depend_on_the_seed_and_not_on_the_worker_count(small_cifar):
+    def first_batches(seed, workers):
+        run = settle(TrainConfig(batch_size=50, device="cpu", pipeline="albumentations", num_workers=workers))
+        loader = make_loaders(small_cifar, run)[0]
+        loader.set_seed(seed)
+        batches = iter(loader)
+        return torch.cat([next(batches)[0] for _ in range(4)])
+
+    alone = first_batches(seed=5, workers=0)
+    torch.testing.assert_close(first_batches(seed=5, workers=2), alone, atol=0, rtol=0)
+    assert not torch.equal(first_batches(seed=6, workers=0), alone)

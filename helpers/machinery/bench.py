@@ -213,7 +213,3 @@ def bench(argv) -> int:
 
 def main(argv=None) -> int:
     return run_command(bench, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -33,6 +33,10 @@ def last_stop_signal() -> int:
 
 def _stop(signum, frame):
     _last_stop[0] = signum
+    # Stopping already: a second Ctrl-C, or the copy that `seeds` passes on to a run that had it from the
+    # terminal too, must not interrupt the saving and the one line that says what was saved.
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -42,7 +46,7 @@ def run_command(main, argv=None) -> int:
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit a write then fails (EFBIG) instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _last_stop[0] = signal.SIGINT
-    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS[1:]}
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
     try:
         return main(argv)
     except UserError as error:

@@ -8,7 +8,6 @@ placeholder github.com/OWNER/REPO), the badge and the cell say so, and how to se
 
 import json
 import re
-import sys
 import tomllib
 from pathlib import Path
 
@@ -128,7 +127,3 @@ def write_links(argv) -> int:
 
 def main(argv=None) -> int:
     return run_command(write_links, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

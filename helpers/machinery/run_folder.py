@@ -76,6 +76,7 @@ class RunFolder:
         self.history = None  # {"meta", "config", "epochs"}, from `begin`
         self._lock = None
         self._created = []  # the folders open() made, deepest first
+        self._made_lock = False  # whether open() made the .lock file
         self.saved_epoch = None  # the epoch checkpoint.pt holds, once known
 
     def open(self, resume: Checkpoint | None = None, overwrite=False) -> "RunFolder":
@@ -90,7 +91,7 @@ class RunFolder:
         try:
             self._created = missing_folders(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
-            made_lock = not (self.path / LOCK).exists()
+            self._made_lock = not (self.path / LOCK).exists()
             self._lock = open(self.path / LOCK, "a+")
         except OSError as error:
             raise UserError(
@@ -113,9 +114,7 @@ class RunFolder:
         in_place = resume is not None and resume.path.resolve() == self.checkpoint.resolve()
         held = sorted(path.name for path in self.path.iterdir() if path.name != LOCK and path not in leftovers)
         if held and not (in_place or overwrite):
-            if made_lock:  # a refused run leaves the folder as it was
-                (self.path / LOCK).unlink(missing_ok=True)
-            self.close()
+            self.close()  # a refused run leaves the folder as it was
             if self.checkpoint.exists():
                 raise UserError(
                     f"{self.path} already holds a run: continue it with --resume {self.path}, "
@@ -187,11 +186,13 @@ class RunFolder:
         return f"{self.checkpoint} still holds epoch {self.saved_epoch}"
 
     def close(self):
-        """Release the folder; remove it again if this run made it and saved nothing in it."""
+        """Release the folder. A run that saved nothing in it leaves it as it found it: the .lock it made
+        and the folders it made (all of them: --out a/b/c) are removed again."""
         if self._lock is None:
             return
-        if self._created and self.saved_epoch is None:  # the folders this run made, all of them (--out a/b/c)
-            (self.path / LOCK).unlink(missing_ok=True)
+        if self.saved_epoch is None:
+            if self._made_lock:
+                (self.path / LOCK).unlink(missing_ok=True)
             remove_empty(self._created)
         self._lock.close()  # closing the file releases the lock
         self._lock = None

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from helpers import UserError
 from helpers.config import MAX_SEED
+from helpers.machinery.checkpoint import CHECKPOINT
 from helpers.machinery.cli import OneLineParser, last_stop_signal, run_command
+from helpers.machinery.files import missing_folders, remove_empty
 
 MAX_SEEDS = 1000
 PER_SEED = ("--seed", "--out", "--resume")  # train flags that seeds sets itself
@@ -103,13 +105,19 @@ def run_seeds(argv) -> int:
         raise UserError(f"--jobs must be from 1 to the number of seeds ({len(seeds)}), got {args.jobs}")
     jobs = args.jobs or default_jobs(train_flags, len(seeds))
     out_dir = Path(args.out_dir)
+    created = missing_folders(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot use --out-dir {out_dir} ({error.strerror}): choose another --out-dir") from None
-    with hold_out_dir(out_dir):  # one seeds run at a time in a folder: their logs would clobber each other
-        check_folders(out_dir, seeds, overwrite="--overwrite" in train_flags)
-        return train_seeds(args.seeds, seeds, train_flags, jobs, out_dir)
+    try:
+        with hold_out_dir(out_dir):  # one seeds run at a time in a folder: their logs would clobber each other
+            check_folders(out_dir, seeds, overwrite="--overwrite" in train_flags)
+            return train_seeds(args.seeds, seeds, train_flags, jobs, out_dir)
+    finally:  # refused, or stopped before any run saved anything: the folders this command made go again
+        if created and [path.name for path in out_dir.iterdir()] == [SEEDS_LOCK]:
+            (out_dir / SEEDS_LOCK).unlink()
+            remove_empty(created)
 
 
 def train_seeds(named: str, seeds: list[int], train_flags: list[str], jobs: int, out_dir: Path) -> int:
@@ -145,10 +153,7 @@ def train_seeds(named: str, seeds: list[int], train_flags: list[str], jobs: int,
                 if run.poll() is None:
                     run.send_signal(last_stop_signal())
         pool.shutdown(cancel_futures=True)
-        raise KeyboardInterrupt(
-            f"interrupted: each run folder in {out_dir} keeps its last finished epoch; "
-            f"continue one with python -m helpers train --resume {out_dir}/seedN"
-        ) from None
+        raise KeyboardInterrupt(interrupted(out_dir, seeds, started=list(running))) from None
     pool.shutdown()
     failed = {seed: status for seed, status in statuses.items() if status != 0}
     histories = {f"seed{seed}": load_history(out_dir / f"seed{seed}") for seed in seeds if seed not in failed}
@@ -160,9 +165,22 @@ def train_seeds(named: str, seeds: list[int], train_flags: list[str], jobs: int,
     return 2 if failed else 0
 
 
+def interrupted(out_dir: Path, seeds: list[int], started: list[int]) -> str:
+    """What an interrupted seeds run kept, in one line. A run that saved nothing leaves nothing, its log
+    included, so that the same command starts it again."""
+    saved = [seed for seed in seeds if (out_dir / f"seed{seed}" / CHECKPOINT).exists()]
+    for seed in set(started) - set(saved):
+        (out_dir / f"seed{seed}.log").unlink(missing_ok=True)
+    if not saved:
+        return "interrupted before any run finished an epoch: nothing was saved; start again with the same command"
+    kept = ", ".join(f"{out_dir}/seed{seed}" for seed in saved)
+    unsaved = [str(seed) for seed in seeds if seed not in saved]
+    return (
+        f"interrupted: {kept} {'keeps its' if len(saved) == 1 else 'keep their'} last finished epoch: "
+        f"continue {'it' if len(saved) == 1 else 'each'} with python -m helpers train --resume {out_dir}/seedN"
+        + (f"; seed{'s' * (len(unsaved) > 1)} {', '.join(unsaved)} saved nothing" if unsaved else "")
+    )
+
+
 def main(argv=None) -> int:
     return run_command(run_seeds, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

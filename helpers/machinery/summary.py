@@ -3,7 +3,6 @@ run (helpers.analysis.run_summary), and for several runs of the same settings bu
 standard deviation and the share that reached 85.9%."""
 
 import statistics
-import sys
 from pathlib import Path
 
 from helpers.config import ACCURACY, results_settings
@@ -101,7 +100,3 @@ def print_report(argv) -> int:
 
 def main(argv=None) -> int:
     return run_command(print_report, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

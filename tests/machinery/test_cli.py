@@ -1,11 +1,15 @@
 """What every command shares: --help, one-line errors with status 2, and a stop at any moment."""
 
+import os
 import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
-from commands import SMOKE_RUN, invoke, one_line, run, start
+from commands import ROOT, SMOKE_RUN, invoke, one_line, run, start
+from helpers.machinery.cli import run_command
 
 
 @pytest.mark.parametrize(
@@ -103,7 +107,36 @@ def test_a_stop_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])
+def test_a_second_stop_while_stopping_is_ignored(second, capsys):
+    # Ctrl-C in a terminal reaches every process of `seeds` and seeds passes it on as well: each run has
+    # it twice. The second must not cut short the first's saving.
+    finished = []
+
+    def command(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the first stop ends this sleep
+        finally:
+            os.kill(os.getpid(), second)
+            time.sleep(0.05)  # where a second KeyboardInterrupt would land
+            finished.append("saved")
+
+    assert run_command(command, []) == 130
+    assert finished == ["saved"] and capsys.readouterr().err == "\ninterrupted: nothing was saved\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+
+
 def test_python_m_helpers_lists_its_commands_and_refuses_an_unknown_one():
     listed = invoke("--help")
     assert listed.returncode == 0 and all(name in listed.stdout for name in ("train", "bench", "seeds", "summary"))
     assert "unknown command 'fit': use one of train, bench" in one_line(invoke("fit"))
+
+
+@pytest.mark.parametrize("module", ["helpers.analysis", "helpers.machinery.seeds", "helpers.machinery"])
+def test_running_a_module_of_the_package_names_the_commands_instead(module):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env)
+    assert (
+        one_line(result) == f"error: {module} is a module, not a command: run python -m helpers --help for the commands"
+    )

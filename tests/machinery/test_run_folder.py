@@ -121,13 +121,15 @@ def test_a_refused_run_changes_nothing_in_the_folder(tmp_path, mine):
     assert all((tmp_path / name).read_text() == f"{name}: the user's" for name in mine)
 
 
-@pytest.mark.parametrize("depth", [1, 3])
-def test_a_run_stopped_before_its_first_epoch_removes_every_folder_it_made(tmp_path, depth):
+@pytest.mark.parametrize("depth", [0, 1, 3], ids=["an empty folder of the user's", "a new folder", "three"])
+def test_a_run_stopped_before_its_first_epoch_leaves_the_folder_as_it_found_it(tmp_path, depth):
     out = tmp_path.joinpath(*[f"level{n}" for n in range(depth)])
-    with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved; start again with the same command"):
         with RunFolder(out).open():
             raise KeyboardInterrupt  # as Ctrl-C before the first epoch commits
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # every folder it made, and its .lock, gone
+    with RunFolder(out).open():  # the same command is not refused
+        pass
 
 
 def test_a_run_resumed_into_another_folder_writes_nothing_there_before_an_epoch_commits(

@@ -11,7 +11,7 @@ import pytest
 
 from commands import SMOKE_RUN, invoke, one_line, run, start
 from helpers import UserError
-from helpers.machinery.seeds import default_jobs, hold_out_dir, parse_seeds
+from helpers.machinery.seeds import SEEDS_LOCK, check_folders, default_jobs, hold_out_dir, interrupted, parse_seeds
 
 
 def test_seeds_are_parsed_as_ranges_and_lists():
@@ -90,9 +90,23 @@ def test_sigterm_to_seeds_stops_every_run_and_says_what_was_saved(data_root, tmp
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert "each run folder in" in one_line(result, status=143)
+    assert "nothing was saved; start again with the same command" in one_line(result, status=143)
     assert running_trainings(tmp_path) == []  # nothing left running
-    assert all("interrupted" in log.read_text() for log in logs)  # each run said what it saved
+    assert sorted(path.name for path in tmp_path.iterdir()) == [SEEDS_LOCK]  # no log, no folder: as it was
+    check_folders(tmp_path, [1, 2], overwrite=False)  # so the same command is not refused
+
+
+def test_an_interrupted_seeds_run_says_which_runs_kept_epochs_and_removes_the_logs_of_the_others(tmp_path):
+    (tmp_path / "seed3").mkdir()
+    (tmp_path / "seed3" / "checkpoint.pt").write_bytes(b"epoch 1")
+    for seed in (3, 4):
+        (tmp_path / f"seed{seed}.log").write_text("training on CPU\ninterrupted: ...\n")
+    line = interrupted(tmp_path, seeds=[3, 4, 5], started=[3, 4])
+    assert line == (
+        f"interrupted: {tmp_path}/seed3 keeps its last finished epoch: continue it with python -m helpers train "
+        f"--resume {tmp_path}/seedN; seeds 4, 5 saved nothing"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seed3", "seed3.log"]
 
 
 @pytest.mark.parametrize("flag", ["--res", "--resu=runs/x", "--se", "--ou=elsewhere"])
