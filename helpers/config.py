@@ -129,6 +129,7 @@ class TrainConfig:
             ("precision", self.precision in ("auto", *PRECISIONS), f"one of auto, {', '.join(PRECISIONS)}"),
             ("device", re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device), "auto, cpu, cuda or cuda:N"),
             ("out", self.out.strip() != "", "a folder's name (empty would be the current folder)"),
+            ("data_root", self.data_root is None or self.data_root.strip() != "", "a folder's name, not empty"),
         ]
         for name, ok, allowed in checks:
             if not ok:

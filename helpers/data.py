@@ -97,6 +97,11 @@ def _find_or_download(root: Path, download: bool) -> dict:
     """{"train": (images, labels), "test": ...}: the official files under `root`; else the arrays a mirror
     download kept there; else (with `download`) the mirror, checked against the official files' digests;
     else torchvision's download of the official files."""
+    if root.exists() and not root.is_dir():
+        raise UserError(
+            f"the data root {root} is not a folder: pass the folder that holds (or will hold) "
+            f"cifar-10-batches-py with --data-root or ${DATA_ROOT_ENV}"
+        )
     splits = {split: _official_split(root, train=split == "train") for split in ("train", "test")}
     if all(pair is not None for pair in splits.values()):
         return splits

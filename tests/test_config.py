@@ -20,6 +20,7 @@ from runs import SMOKE_CONFIG
         (dict(num_workers=1000), "--num-workers must be from 0 to 256"),
         (dict(epochs=2.5), "--epochs must be int"),
         (dict(pipeline="dali"), "--pipeline must be one of"),
+        (dict(data_root=" "), "--data-root must be a folder's name, not empty"),
     ],
 )
 def test_bad_settings_are_user_errors(change, message):

@@ -10,6 +10,7 @@ Each figure is the median of `--repeats` runs, the three measurements taking tur
 spell of the machine falls on all of them.
 """
 
+import json
 import math
 import statistics
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from helpers import UserError
 from helpers.config import BATCH_SIZE, EPOCHS, PIPELINES, SMOKE, TEST_IMAGES, TRAIN_IMAGES, Settled, settle
 from helpers.machinery.cli import OneLineParser, add_config_flags, config_from_flags, run_command
+from helpers.machinery.files import check_writable_folder, missing_folders, remove_empty, save_json
 
 MODEL_ONLY = "model only"
 # The settings of `python -m helpers train` that a benchmark takes.
@@ -29,6 +31,7 @@ SETTINGS = ("batch_size", "precision", "channels_last", "compile", "num_workers"
 # --dry-run: the SMOKE preset's data and batch, and these few steps: checks in seconds that the
 # benchmark runs (not a measurement).
 DRY_RUN = dict(steps=2, warmup=1, repeats=1)
+MAX_REPORT_BYTES = 1_000_000  # a benchmark's figures are a few KB: a larger --out is something else
 
 
 def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> dict:
@@ -141,15 +144,40 @@ def bench(argv) -> int:
     if min(args.steps, args.warmup, args.repeats) < 1:
         raise UserError("--steps, --warmup and --repeats must be at least 1")
     run = settle(config)
-    from helpers.machinery.files import check_writable_folder, save_json
-    from helpers.machinery.hardware import device_name
-
     out = Path(args.out)
-    if out.is_dir():  # before the benchmark, not after
-        raise UserError(f"--out {out} is a folder: name the file to write, such as {out / 'bench.json'}")
+    check_out(out)  # before the benchmark, not after
+    made = missing_folders(out.parent)
     check_writable_folder(out.parent, "the folder of --out")
+    try:
+        report = benchmark(args, run, argv)
+        save_json(out, report)
+    except BaseException:  # stopped or failed: the folders made for --out go again
+        remove_empty(made)
+        raise
+    print(f"written to {out}")
+    return 0
+
+
+def check_out(out: Path):
+    """Refuse an --out that is a folder, or a file other than an earlier benchmark's figures (which are
+    replaced, as each run of `make bench` replaces bench.json)."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the file to write, such as {out / 'bench.json'}")
+    if not (out.exists() or out.is_symlink()):
+        return
+    try:
+        report = json.loads(out.read_text()) if out.is_file() and out.stat().st_size < MAX_REPORT_BYTES else None
+    except (OSError, ValueError):
+        report = None
+    if not (isinstance(report, dict) and "bench" in str(report.get("command")) and "pipelines" in report):
+        raise UserError(f"--out {out} holds something other than a benchmark's figures: choose another --out")
+
+
+def benchmark(args, run: Settled, argv) -> dict:
+    """Measure each pipeline and the model alone, print the table, and return the report to save."""
     config, device = run
     from helpers.data import load_cifar10
+    from helpers.machinery.hardware import device_name
 
     data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
     rows = (*PIPELINES, MODEL_ONLY)
@@ -206,9 +234,7 @@ def bench(argv) -> int:
         "(model only: the same training on batches made beforehand, no data pipeline. A pipeline can at best "
         "match it; a row above it by a few percent is run-to-run noise, about 10% on a 2-core CPU)"
     )
-    save_json(out, report)
-    print(f"written to {out}")
-    return 0
+    return report
 
 
 def main(argv=None) -> int:

@@ -18,11 +18,13 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from helpers import UserError
 from helpers.machinery.files import missing_folders, remove_empty, write_atomically
 
 MIRROR_ENV = "CIFAR10_MIRROR"
@@ -40,7 +42,11 @@ class MirrorError(Exception):
 
 def mirror_base() -> str:
     """$CIFAR10_MIRROR (a base under which plain_text/*.parquet are found), else the Hugging Face copy."""
-    return (os.environ.get(MIRROR_ENV) or MIRROR).rstrip("/")
+    base = (os.environ.get(MIRROR_ENV) or MIRROR).rstrip("/")
+    address = urllib.parse.urlsplit(base)
+    if address.scheme not in ("http", "https") or not address.netloc:
+        raise UserError(f"${MIRROR_ENV} must be an http(s) address, got {base!r}: fix it, or unset it to use {MIRROR}")
+    return base
 
 
 def image_digests(images: np.ndarray, labels: np.ndarray) -> np.ndarray:

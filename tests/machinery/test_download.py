@@ -92,3 +92,11 @@ def test_a_mirror_that_does_not_answer_ends_the_command_in_one_line(tmp_path, mo
     assert f"tried the mirror ({NOWHERE}/{SPLITS['test']} did not answer: URLError)" in line
     assert "and the official download (URLError)" in line and "--data-root" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mirror", ["not an address", "huggingface.co/datasets/x", "file:///tmp/mirror"])
+def test_a_mirror_that_is_not_an_http_address_is_refused_in_one_line(tmp_path, monkeypatch, mirror):
+    monkeypatch.setenv("CIFAR10_MIRROR", mirror)
+    result = invoke("train", *SMOKE_RUN, "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "run"))
+    assert one_line(result).startswith(f"error: $CIFAR10_MIRROR must be an http(s) address, got {mirror!r}")
+    assert list(tmp_path.iterdir()) == []
