@@ -144,7 +144,14 @@ def load_cifar10(root=None, subset=None, test_subset=None, download=True) -> CIF
 
     mean and std are always those of the full training set, the published normalisation.
     """
-    data = _load(resolve_data_root(root).expanduser().resolve(), download)
+    root = resolve_data_root(root).expanduser()
+    try:
+        root = root.resolve()  # one cache entry per folder, whatever it is called
+    except (OSError, RuntimeError) as error:  # a loop of links: RuntimeError before Python 3.13
+        raise UserError(
+            f"cannot use the data root {root} ({error}): pass another with --data-root or ${DATA_ROOT_ENV}"
+        ) from None
+    data = _load(root, download)
     train_images, train_labels, test_images, test_labels = (
         data.train_images,
         data.train_labels,

@@ -69,11 +69,14 @@ def test_missing_data_that_cannot_be_downloaded_says_what_to_do_and_leaves_no_fo
     assert list(tmp_path.iterdir()) == []  # torchvision made the folders to download into: removed again
 
 
-def test_a_data_root_that_is_a_file_is_refused_before_any_download(tmp_path):
+def test_a_data_root_that_is_a_file_or_a_loop_of_links_is_refused_before_any_download(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match=r"notes.txt is not a folder: pass the folder that holds .* --data-root"):
         load_cifar10(tmp_path / "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(UserError, match="cannot use the data root .*loop"):
+        load_cifar10(tmp_path / "loop")
 
 
 def test_corrupted_file_fails_the_md5_check(data_root, tmp_path):

@@ -57,6 +57,14 @@ def default_jobs(train_flags: list[str], seeds: int) -> int:
     return min(seeds, GPU_JOBS) if torch.cuda.is_available() else 1
 
 
+def check_train_flags(train_flags: list[str]):
+    """The flags every run gets, checked once before any starts: a bad one would fail each run in turn."""
+    from helpers.config import settle
+    from helpers.machinery.train import build_parser, config_from_args
+
+    settle(config_from_args(build_parser().parse_args([*train_flags, "--seed", "0", "--out", "seedN"])))
+
+
 def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
     """Refuse, before any run starts or any log is written, a seed folder that is in use or holds
     anything (without --overwrite): the same checks `python -m helpers train` makes; and a log file there
@@ -101,6 +109,9 @@ def run_seeds(argv) -> int:
     if any(name.startswith(flag) for flag in given for name in PER_SEED):  # abbreviations too: --res is --resume
         raise UserError("--seed, --out and --resume are set per seed by python -m helpers seeds: leave them out")
     seeds = parse_seeds(args.seeds)
+    check_train_flags(train_flags)
+    if not args.out_dir.strip():
+        raise UserError("--out-dir must be a folder's name, got '' (empty would be the current folder)")
     if args.jobs is not None and not 1 <= args.jobs <= len(seeds):
         raise UserError(f"--jobs must be from 1 to the number of seeds ({len(seeds)}), got {args.jobs}")
     jobs = args.jobs or default_jobs(train_flags, len(seeds))

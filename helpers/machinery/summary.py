@@ -2,6 +2,7 @@
 run (helpers.analysis.run_summary), and for several runs of the same settings but the seed, their mean and
 standard deviation and the share that reached 85.9%."""
 
+import os
 import statistics
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def report(named_histories: dict) -> str:
 def run_names(runs: list[str]) -> list[str]:
     """A distinct row name per run argument: its folder's name, or the path as given where names repeat."""
     folders = [Path(run).parent if run.endswith(".json") else Path(run) for run in runs]
-    names = [folder.resolve().name or str(folder.resolve()) for folder in folders]
+    names = [Path(os.path.abspath(folder)).name or os.path.abspath(folder) for folder in folders]  # links unfollowed
     if len(set(names)) == len(names):
         return names
     return [str(folder) for folder in folders]

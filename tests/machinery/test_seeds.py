@@ -31,6 +31,22 @@ def test_seeds_refuse_too_many_seeds_a_bad_jobs_and_an_out_dir_that_is_a_file(tm
     assert default_jobs(["--device", "cpu"], 8) == 1 and default_jobs(["--device=cpu"], 8) == 1
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epochs", "0"], "--epochs must be from 1 to 10000, got 0"),
+        (["--max-lr=nan"], "--max-lr must be positive and finite"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--out-dir", ""], "--out-dir must be a folder's name, got ''"),
+    ],
+)
+def test_seeds_refuse_a_bad_flag_before_any_run_starts(tmp_path, monkeypatch, flags, message):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("seeds", "--seeds", "1-2", *SMOKE_RUN, *flags)
+    assert message in one_line(result) and result.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no folder, no log
+
+
 def test_seeds_rerun_on_a_finished_folder_is_refused_before_touching_its_logs(finished_run, tmp_path):
     shutil.copytree(finished_run, tmp_path / "seed1")
     (tmp_path / "seed1.log").write_text("the finished run's log\n")

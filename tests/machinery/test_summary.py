@@ -71,5 +71,7 @@ def test_summary_names_every_run_apart(tmp_path, monkeypatch):
     assert run_names(["."]) == [tmp_path.name]
 
 
-def test_summary_of_a_long_name_is_one_line():
+def test_summary_of_a_long_name_or_a_loop_of_links_is_one_line(tmp_path):
     assert "cannot" in one_line(invoke("summary", LONG))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert "cannot read history" in one_line(invoke("summary", str(tmp_path / "loop")))
