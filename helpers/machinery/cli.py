@@ -23,18 +23,19 @@ class OneLineParser(argparse.ArgumentParser):
 # Signals that stop a command as Ctrl-C does: it says in one line what was saved, and exits with
 # 128 + the signal's number (130, 143, 129), as a shell reports a process that signal ended.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_last_stop = [signal.SIGINT]
+_stop_state = {"signal": signal.SIGINT, "stopping": False}
 
 
 def last_stop_signal() -> int:
     """The signal that stopped the command last (SIGINT unless a handler of run_command saw another)."""
-    return _last_stop[0]
+    return _stop_state["signal"]
 
 
 def _stop(signum, frame):
-    _last_stop[0] = signum
-    # Stopping already: a second Ctrl-C, or the copy that `seeds` passes on to a run that had it from the
-    # terminal too, must not interrupt the saving and the one line that says what was saved.
+    _stop_state.update(signal=signum, stopping=True)
+    # From now on the command is ending: a second Ctrl-C, or the copy that `seeds` passes on to a run that
+    # had it from the terminal too, must neither cut the saving short nor end the process in a traceback.
+    # SIG_IGN, not a Python handler: a signal caught during a long C call would be handled only later.
     for stop in STOP_SIGNALS:
         signal.signal(stop, signal.SIG_IGN)
     raise KeyboardInterrupt
@@ -42,11 +43,16 @@ def _stop(signum, frame):
 
 def run_command(main, argv=None) -> int:
     """Run `main(argv)`: a UserError ends it with one line and status 2; Ctrl-C, SIGTERM or SIGHUP with
-    one line and 130, 143 or 129."""
+    one line and 130, 143 or 129, after which stops are ignored until the process ends."""
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit a write then fails (EFBIG) instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    _last_stop[0] = signal.SIGINT
-    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
+    _stop_state.update(signal=signal.SIGINT, stopping=False)
+    # A signal the process was started ignoring stays ignored: nohup's SIGHUP, a background job's SIGINT.
+    previous = {
+        signum: signal.signal(signum, _stop)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         return main(argv)
     except UserError as error:
@@ -56,8 +62,9 @@ def run_command(main, argv=None) -> int:
         print(f"\n{interrupt.args[0] if interrupt.args else 'interrupted: nothing was saved'}", file=sys.stderr)
         return 128 + last_stop_signal()
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if not _stop_state["stopping"]:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names=None):

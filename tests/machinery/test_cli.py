@@ -9,7 +9,7 @@ import time
 import pytest
 
 from commands import ROOT, SMOKE_RUN, invoke, one_line, run, start
-from helpers.machinery.cli import run_command
+from helpers.machinery.cli import STOP_SIGNALS, run_command
 
 
 @pytest.mark.parametrize(
@@ -107,10 +107,19 @@ def test_a_stop_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_
     assert not (tmp_path / "run").exists()
 
 
+@pytest.fixture
+def stop_handlers_put_back():
+    """run_command leaves the stop signals ignored after a stop (the process is ending): this one is not."""
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])
-def test_a_second_stop_while_stopping_is_ignored(second, capsys):
+def test_a_second_stop_while_stopping_is_ignored(second, capsys, stop_handlers_put_back):
     # Ctrl-C in a terminal reaches every process of `seeds` and seeds passes it on as well: each run has
-    # it twice. The second must not cut short the first's saving.
+    # it twice. The second must not cut short the first's saving, nor arrive later as a traceback.
     finished = []
 
     def command(argv):
@@ -123,8 +132,22 @@ def test_a_second_stop_while_stopping_is_ignored(second, capsys):
             finished.append("saved")
 
     assert run_command(command, []) == 130
+    os.kill(os.getpid(), second)  # and after the command returned, on the way out of the process
     assert finished == ["saved"] and capsys.readouterr().err == "\ninterrupted: nothing was saved\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+
+
+def test_a_signal_the_process_was_started_ignoring_stays_ignored(data_root, tmp_path):
+    # nohup: a closed terminal (SIGHUP) must not stop the run.
+    def ignore_hangup():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    out = tmp_path / "run"
+    process = start("train", *SMOKE_RUN, "--out", str(out), data_root=data_root, preexec_fn=ignore_hangup)
+    assert process.stdout.readline().startswith("training on")
+    process.send_signal(signal.SIGHUP)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "results in" in stdout and (out / "checkpoint.pt").exists()
 
 
 def test_python_m_helpers_lists_its_commands_and_refuses_an_unknown_one():
