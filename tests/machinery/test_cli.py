@@ -109,7 +109,7 @@ def test_a_stop_while_starting_gives_one_line_and_leaves_nothing(data_root, tmp_
 
 @pytest.fixture
 def stop_handlers_put_back():
-    """run_command leaves the stop signals ignored after a stop (the process is ending): this one is not."""
+    """run_command leaves the stop signals ignored after a stop, as the process is ending; pytest's is not."""
     saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     yield
     for signum, handler in saved.items():
