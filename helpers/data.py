@@ -97,11 +97,6 @@ def _find_or_download(root: Path, download: bool) -> dict:
     """{"train": (images, labels), "test": ...}: the official files under `root`; else the arrays a mirror
     download kept there; else (with `download`) the mirror, checked against the official files' digests;
     else torchvision's download of the official files."""
-    if root.exists() and not root.is_dir():
-        raise UserError(
-            f"the data root {root} is not a folder: pass the folder that holds (or will hold) "
-            f"cifar-10-batches-py with --data-root or ${DATA_ROOT_ENV}"
-        )
     splits = {split: _official_split(root, train=split == "train") for split in ("train", "test")}
     if all(pair is not None for pair in splits.values()):
         return splits
@@ -151,6 +146,11 @@ def load_cifar10(root=None, subset=None, test_subset=None, download=True) -> CIF
         raise UserError(
             f"cannot use the data root {root} ({error}): pass another with --data-root or ${DATA_ROOT_ENV}"
         ) from None
+    if root.exists() and not root.is_dir():
+        raise UserError(
+            f"the data root {root} is not a folder: pass the folder that holds (or will hold) "
+            f"cifar-10-batches-py with --data-root or ${DATA_ROOT_ENV}"
+        )
     data = _load(root, download)
     train_images, train_labels, test_images, test_labels = (
         data.train_images,

@@ -7,7 +7,6 @@ test accuracy and its first epoch at 85.9%, their mean and standard deviation, a
 reached 85.9%.
 """
 
-import argparse
 import fcntl
 import os
 import subprocess
@@ -17,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from helpers import UserError
-from helpers.config import MAX_SEED
+from helpers.config import MAX_SEED, Settled, settle
 from helpers.machinery.checkpoint import CHECKPOINT
 from helpers.machinery.cli import OneLineParser, last_stop_signal, run_command
 from helpers.machinery.files import missing_folders, remove_empty
@@ -45,24 +44,17 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def default_jobs(train_flags: list[str], seeds: int) -> int:
+def default_jobs(device, seeds: int) -> int:
     """Up to GPU_JOBS runs at once on a GPU; one at a time on a CPU, where one run uses every core."""
-    device_flag = argparse.ArgumentParser(add_help=False)
-    device_flag.add_argument("--device", default="auto")
-    device = device_flag.parse_known_args(train_flags)[0].device
-    if device == "cpu":
-        return 1
-    import torch
-
-    return min(seeds, GPU_JOBS) if torch.cuda.is_available() else 1
+    return min(seeds, GPU_JOBS) if device.type == "cuda" else 1
 
 
-def check_train_flags(train_flags: list[str]):
-    """The flags every run gets, checked once before any starts: a bad one would fail each run in turn."""
-    from helpers.config import settle
+def check_train_flags(train_flags: list[str]) -> Settled:
+    """The flags every run gets, checked once before any starts (a bad one would fail each run in turn), as
+    one run's settled settings."""
     from helpers.machinery.train import build_parser, config_from_args
 
-    settle(config_from_args(build_parser().parse_args([*train_flags, "--seed", "0", "--out", "seedN"])))
+    return settle(config_from_args(build_parser().parse_args([*train_flags, "--seed", "0", "--out", "seedN"])))
 
 
 def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
@@ -109,12 +101,12 @@ def run_seeds(argv) -> int:
     if any(name.startswith(flag) for flag in given for name in PER_SEED):  # abbreviations too: --res is --resume
         raise UserError("--seed, --out and --resume are set per seed by python -m helpers seeds: leave them out")
     seeds = parse_seeds(args.seeds)
-    check_train_flags(train_flags)
+    run = check_train_flags(train_flags)
     if not args.out_dir.strip():
         raise UserError("--out-dir must be a folder's name, got '' (empty would be the current folder)")
     if args.jobs is not None and not 1 <= args.jobs <= len(seeds):
         raise UserError(f"--jobs must be from 1 to the number of seeds ({len(seeds)}), got {args.jobs}")
-    jobs = args.jobs or default_jobs(train_flags, len(seeds))
+    jobs = args.jobs or default_jobs(run.device, len(seeds))
     out_dir = Path(args.out_dir)
     created = missing_folders(out_dir)
     try:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from commands import SMOKE_RUN, invoke, one_line, run, start
 from helpers import UserError
@@ -28,7 +29,7 @@ def test_seeds_refuse_too_many_seeds_a_bad_jobs_and_an_out_dir_that_is_a_file(tm
     (tmp_path / "file").write_text("")
     result = invoke("seeds", "--seeds", "1", "--out-dir", str(tmp_path / "file"), *SMOKE_RUN)
     assert "cannot use --out-dir" in one_line(result)
-    assert default_jobs(["--device", "cpu"], 8) == 1 and default_jobs(["--device=cpu"], 8) == 1
+    assert default_jobs(torch.device("cpu"), 8) == 1 and default_jobs(torch.device("cuda"), 3) == 3
 
 
 @pytest.mark.parametrize(
