@@ -104,7 +104,5 @@ def predict_test_set(checkpoint, data, device="cpu", precision=None) -> np.ndarr
     checkpoint = _loaded(checkpoint)
     config = checkpoint.config
     run = settle(replace(config, device=str(device), precision=precision or config.precision))
-    model = Net()
-    restore_model(model, checkpoint)
-    log_probs, _ = Trainer(model, run).predict(device_loader(data, run, train=False))
+    log_probs, _ = Trainer(trained_model(checkpoint), run).predict(device_loader(data, run, train=False))
     return log_probs.argmax(1).numpy()

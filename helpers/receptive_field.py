@@ -15,6 +15,7 @@ The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input
 """
 
 import math
+from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -59,6 +60,16 @@ def _geometry(module, n_in, n_out):
     return _first(module.kernel_size), _first(module.stride), _first(module.padding), dilation
 
 
+@contextmanager
+def in_eval_mode(model: nn.Module):
+    """`model` in eval mode (BatchNorm's running statistics, no dropout) for the block, then as it was."""
+    was_training = model.training
+    try:
+        yield model.eval()
+    finally:
+        model.train(was_training)
+
+
 def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict]:
     """One row per geometry-changing layer (Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d), in forward order."""
     shapes = []
@@ -67,15 +78,12 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
         for name, module in model.named_modules()
         if isinstance(module, GEOMETRY_LAYERS)
     ]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with in_eval_mode(model), torch.no_grad():
             model(torch.zeros(1, *input_size))
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
     rows, jump, field, start = [], 1, 1, 0.0
     for name, module, in_shape, out_shape in shapes:
         n_in, n_out = in_shape[-2], out_shape[-2]
@@ -194,27 +202,25 @@ def gradient_map(
     module = dict(model.named_modules())[layer]
     captured = []
     hook = module.register_forward_hook(lambda m, args, out: captured.append(out))
-    was_training = model.training
     total = torch.zeros(images.shape[-2:], dtype=torch.float64)
     try:
-        model.eval()
-        for first in range(0, len(images), batch_size):
-            batch = images[first : first + batch_size].detach().clone().requires_grad_(True)
-            captured.clear()
-            model(batch)
-            output = captured[0]
-            y, x = unit if unit is not None else ((output.shape[-2] - 1) // 2, (output.shape[-1] - 1) // 2)
-            unit_output = output[:, :, y, x]
-            if channels is None:
-                chosen = unit_output.sum()
-            else:
-                picked = torch.as_tensor(channels[first : first + batch_size]).view(-1, 1)
-                chosen = unit_output.gather(1, picked).sum()
-            (gradient,) = torch.autograd.grad(chosen, batch)
-            total += gradient.abs().sum(dim=(0, 1)).double()
+        with in_eval_mode(model):
+            for first in range(0, len(images), batch_size):
+                batch = images[first : first + batch_size].detach().clone().requires_grad_(True)
+                captured.clear()
+                model(batch)
+                output = captured[0]
+                y, x = unit if unit is not None else ((output.shape[-2] - 1) // 2, (output.shape[-1] - 1) // 2)
+                unit_output = output[:, :, y, x]
+                if channels is None:
+                    chosen = unit_output.sum()
+                else:
+                    picked = torch.as_tensor(channels[first : first + batch_size]).view(-1, 1)
+                    chosen = unit_output.gather(1, picked).sum()
+                (gradient,) = torch.autograd.grad(chosen, batch)
+                total += gradient.abs().sum(dim=(0, 1)).double()
     finally:
         hook.remove()
-        model.train(was_training)
     return (total / len(images)).numpy()
 
 
@@ -267,10 +273,8 @@ def unit_view(model, inputs, images, labels, classes, layer: str, y: float, x: f
     heatmap = gradient_map(model, inputs[index : index + 1], layer, unit=unit)
     box = (unit_field(row, unit[0]), unit_field(row, unit[1]))
     centre = tuple((first + last) / 2 for first, last in box)
-    was_training = model.training
-    with torch.no_grad():
-        predicted = int(model.eval()(inputs[index : index + 1]).argmax())
-    model.train(was_training)
+    with in_eval_mode(model), torch.no_grad():
+        predicted = int(model(inputs[index : index + 1]).argmax())
     titles = (
         f"test image {index}: {classes[labels[index]]}, predicted {classes[predicted]}",
         f"the image, and the field of unit {unit} of {row['label']}",

@@ -1,6 +1,7 @@
-"""The machinery behind the lessons, which keeps runs safe and the commands honest. A notebook never needs it;
-the lessons call it through a few names: `Trainer` (a model on a device), `load_checkpoint` / `load_history`
-(a saved run, checked), `device_name`, and the notebooks' `setup()`.
+"""The machinery behind the lessons, which keeps runs safe and the commands honest. A notebook reaches it through a
+few names: `setup()` (its first cell), `load_checkpoint` / `load_history` (a saved run, checked; notebook 5) and
+`estimate` (notebook 4's time estimate); the lessons' modules through the Trainer, the checkpoint readers, the run
+folder, the download, `device_name` and the model's Dropout.
 
 - hardware.py     the device, checked against what torch sees; its name; the precision it runs fastest in
 - trainer.py      Trainer: a model on a device in its precision, memory format and compilation; predictions

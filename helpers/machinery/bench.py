@@ -181,18 +181,16 @@ def benchmark(args, run: Settled, argv) -> dict:
 
     data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
     rows = (*PIPELINES, MODEL_ONLY)
-    total = len(rows) * args.repeats * row_seconds(Settled(config, device), data, args.warmup + args.steps)
+    total = len(rows) * args.repeats * row_seconds(run, data, args.warmup + args.steps)
     print(
         f"{len(rows)} rows, {args.repeats} time(s) each: about {duration(total)} here (from a 5-step probe)", flush=True
     )
+    pipelines = {pipeline: Settled(replace(config, pipeline=pipeline), device) for pipeline in PIPELINES}
     runs = {name: [] for name in rows}
     for _ in range(args.repeats):
-        for pipeline in PIPELINES:
-            runs[pipeline].append(
-                measure(Settled(replace(config, pipeline=pipeline), device), data, args.steps, args.warmup)
-            )
-        fast = Settled(replace(config, pipeline="fast"), device)
-        runs[MODEL_ONLY].append(measure(fast, data, args.steps, args.warmup, model_only=True))
+        for pipeline, pipeline_run in pipelines.items():
+            runs[pipeline].append(measure(pipeline_run, data, args.steps, args.warmup))
+        runs[MODEL_ONLY].append(measure(pipelines["fast"], data, args.steps, args.warmup, model_only=True))
     results = {name: medians(figures) for name, figures in runs.items()}
 
     import torch
