@@ -49,12 +49,14 @@ def default_jobs(device, seeds: int) -> int:
     return min(seeds, GPU_JOBS) if device.type == "cuda" else 1
 
 
-def check_train_flags(train_flags: list[str]) -> Settled:
-    """The flags every run gets, checked once before any starts (a bad one would fail each run in turn), as
-    one run's settled settings."""
+def check_train_flags(train_flags: list[str]) -> tuple[Settled, bool]:
+    """The flags every run gets (--seed, --out and --resume refused before), parsed by the train command and
+    checked once before any run starts (a bad one would fail each run in turn): one run's settled settings,
+    and whether they --overwrite."""
     from helpers.machinery.train import build_parser, config_from_args
 
-    return settle(config_from_args(build_parser().parse_args([*train_flags, "--seed", "0", "--out", "seedN"])))
+    args = build_parser().parse_args(train_flags)
+    return settle(config_from_args(args)), args.overwrite
 
 
 def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
@@ -101,7 +103,7 @@ def run_seeds(argv) -> int:
     if any(name.startswith(flag) for flag in given for name in PER_SEED):  # abbreviations too: --res is --resume
         raise UserError("--seed, --out and --resume are set per seed by python -m helpers seeds: leave them out")
     seeds = parse_seeds(args.seeds)
-    run = check_train_flags(train_flags)
+    run, overwrite = check_train_flags(train_flags)
     if not args.out_dir.strip():
         raise UserError("--out-dir must be a folder's name, got '' (empty would be the current folder)")
     if args.jobs is not None and not 1 <= args.jobs <= len(seeds):
@@ -115,7 +117,7 @@ def run_seeds(argv) -> int:
         raise UserError(f"cannot use --out-dir {out_dir} ({error.strerror}): choose another --out-dir") from None
     try:
         with hold_out_dir(out_dir):  # one seeds run at a time in a folder: their logs would clobber each other
-            check_folders(out_dir, seeds, overwrite="--overwrite" in train_flags)
+            check_folders(out_dir, seeds, overwrite)
             return train_seeds(args.seeds, seeds, train_flags, jobs, out_dir)
     finally:  # refused, or stopped before any run saved anything: the folders this command made go again
         if created and [path.name for path in out_dir.iterdir()] == [SEEDS_LOCK]:
