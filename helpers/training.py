@@ -142,7 +142,9 @@ def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=Fal
     config, device = run
     if resume is not None:
         check_resumable(resume, config)
-    with RunFolder(config.out).open(resume, overwrite) as folder:
+    folder = RunFolder(config.out)
+    with folder:  # entered first: a stop landing just as open() returned would skip a with-statement's __exit__
+        folder.open(resume, overwrite)
         # Data and loaders.
         if data is None:
             data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)

@@ -68,6 +68,8 @@ def remove_empty(folders: list[Path]):
     for folder in folders:
         try:
             folder.rmdir()
+        except FileNotFoundError:  # stopped before it was made
+            continue
         except OSError:
             break
 

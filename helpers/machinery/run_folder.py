@@ -85,9 +85,17 @@ class RunFolder:
         A run is continued in place when `resume` was loaded from this folder. Otherwise the folder
         must be new or empty: a folder holding a run, or any other file, is used only with
         `overwrite`, and then only the run's own files are replaced, each when the first epoch
-        commits. Temporary files left by a killed save are removed, once the folder is taken; a refused
-        run changes nothing in it.
+        commits. Temporary files left by a killed save are removed, once the folder is taken. A refused
+        run, or one stopped (Ctrl-C, SIGTERM) while it takes the folder, changes nothing in it.
         """
+        try:
+            self._take(resume, overwrite)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _take(self, resume: Checkpoint | None, overwrite: bool):
         try:
             self._created = missing_folders(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
@@ -100,10 +108,9 @@ class RunFolder:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._made_lock, self._created = False, []  # the folder and its .lock are the other run's
             self._lock.seek(0)
             owner = self._lock.read().strip() or "unknown"
-            self._lock.close()
-            self._lock = None
             raise UserError(
                 f"{self.path} is in use by another run (process {owner}): wait for it to end, or choose another --out"
             ) from None
@@ -114,7 +121,6 @@ class RunFolder:
         in_place = resume is not None and resume.path.resolve() == self.checkpoint.resolve()
         held = sorted(path.name for path in self.path.iterdir() if path.name != LOCK and path not in leftovers)
         if held and not (in_place or overwrite):
-            self.close()  # a refused run leaves the folder as it was
             if self.checkpoint.exists():
                 raise UserError(
                     f"{self.path} already holds a run: continue it with --resume {self.path}, "
@@ -127,7 +133,6 @@ class RunFolder:
         for leftover in leftovers:  # only once the folder is ours to write in
             leftover.unlink()
         self.saved_epoch = resume["epoch"] if in_place else None
-        return self
 
     def begin(
         self,
@@ -188,14 +193,14 @@ class RunFolder:
     def close(self):
         """Release the folder. A run that saved nothing in it leaves it as it found it: the .lock it made
         and the folders it made (all of them: --out a/b/c) are removed again."""
-        if self._lock is None:
-            return
         if self.saved_epoch is None:
             if self._made_lock:
                 (self.path / LOCK).unlink(missing_ok=True)
             remove_empty(self._created)
-        self._lock.close()  # closing the file releases the lock
-        self._lock = None
+        self._made_lock, self._created = False, []
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
 
     def __enter__(self):
         return self

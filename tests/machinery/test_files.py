@@ -10,7 +10,7 @@ import pytest
 
 from commands import one_line, run
 from helpers import UserError
-from helpers.machinery.files import save_json
+from helpers.machinery.files import missing_folders, remove_empty, save_json
 from runs import TWO_EPOCHS, copy_of, train
 
 
@@ -64,3 +64,14 @@ def test_a_refused_write_says_permission_not_space(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.mkstemp", refused)
     with pytest.raises(UserError, match="Permission denied\\): make the folder writable, or choose another --out"):
         save_json(tmp_path / "history.json", {})
+
+
+def test_remove_empty_removes_what_was_made_and_keeps_what_holds_anything(tmp_path):
+    made = missing_folders(tmp_path / "a" / "b" / "c")  # c, b, a
+    (tmp_path / "a" / "b").mkdir(parents=True)  # c never made: a stop within mkdir(parents=True)
+    (tmp_path / "a" / "b" / "notes.txt").write_text("mine")
+    remove_empty(made)
+    assert (tmp_path / "a" / "b" / "notes.txt").exists()  # b holds a file: it and a stay
+    (tmp_path / "a" / "b" / "notes.txt").unlink()
+    remove_empty(made)
+    assert list(tmp_path.iterdir()) == []

@@ -132,6 +132,36 @@ def test_a_run_stopped_before_its_first_epoch_leaves_the_folder_as_it_found_it(t
         pass
 
 
+class StopWhileLookingForLeftovers:
+    """Stands in for LEFTOVER: a stop (Ctrl-C, SIGTERM) once open() has made the folders and the .lock."""
+
+    def fullmatch(self, name):
+        raise KeyboardInterrupt
+
+
+def open_then_stop(folder, *args):
+    """Stands in for RunFolder.open: a stop landing just as it returned."""
+    real_open(folder, *args)
+    raise KeyboardInterrupt
+
+
+real_open = RunFolder.open
+
+
+@pytest.mark.parametrize(
+    "owner, name, stand_in",
+    [(run_folder, "LEFTOVER", StopWhileLookingForLeftovers()), (RunFolder, "open", open_then_stop)],
+    ids=["while open() takes the folder", "as open() returns"],
+)
+def test_a_stop_while_the_run_takes_its_folder_leaves_it_as_it_found_it(
+    smoke_data, tmp_path, monkeypatch, owner, name, stand_in
+):
+    monkeypatch.setattr(owner, name, stand_in)
+    with pytest.raises(KeyboardInterrupt, match="nothing was saved; start again with the same command"):
+        train(replace(TWO_EPOCHS, out=str(tmp_path / "a" / "b")), smoke_data)
+    assert list(tmp_path.iterdir()) == []  # both folders it made, and its .lock, gone
+
+
 def test_a_run_resumed_into_another_folder_writes_nothing_there_before_an_epoch_commits(
     two_epochs, smoke_data, tmp_path, monkeypatch
 ):
