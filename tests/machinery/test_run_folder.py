@@ -139,13 +139,13 @@ class StopWhileLookingForLeftovers:
         raise KeyboardInterrupt
 
 
+REAL_OPEN = RunFolder.open
+
+
 def open_then_stop(folder, *args):
     """Stands in for RunFolder.open: a stop landing just as it returned."""
-    real_open(folder, *args)
+    REAL_OPEN(folder, *args)
     raise KeyboardInterrupt
-
-
-real_open = RunFolder.open
 
 
 @pytest.mark.parametrize(
