@@ -1,7 +1,8 @@
 """The machinery behind the lessons, which keeps runs safe and the commands honest. A notebook reaches it through a
 few names: `setup()` (its first cell), `load_checkpoint` / `load_history` (a saved run, checked; notebook 5) and
 `estimate` (notebook 4's time estimate); the lessons' modules through the Trainer, the checkpoint readers, the run
-folder, the download, `device_name` and the model's Dropout.
+folder, the download and its file helpers, the hardware checks (device, its name, its precision) and the model's
+Dropout.
 
 - hardware.py     the device, checked against what torch sees; its name; the precision it runs fastest in
 - trainer.py      Trainer: a model on a device in its precision, memory format and compilation; predictions
