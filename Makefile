@@ -44,10 +44,11 @@ lint: setup
 	$(VENV)/bin/ruff check helpers tests scripts
 	$(VENV)/bin/ruff format --check helpers tests scripts
 
-# Unit tests, then each of the five notebooks once, as in Colab (notebook 4 in smoke mode: one short epoch).
+# Unit tests, then each of the five notebooks once, as in Colab (notebook 4 in smoke mode: one short epoch), and
+# JupyterLab started as `make lab` starts it.
 test: setup
-	$(PY) -m pytest -q -m "not notebooks" tests
-	$(PY) -m pytest -q -m notebooks tests
+	$(PY) -m pytest -q -m "not notebooks and not lab" tests
+	$(PY) -m pytest -q -m "notebooks or lab" tests
 	@echo "(the same notebooks on Colab's own package set: make colab-check; last result in docs/colab.md)"
 
 # The five notebooks as in Colab, on Colab's package set: each once, its set-up cell installing only what Colab

@@ -1,6 +1,11 @@
-"""A compact CNN on CIFAR-10, one module per lesson: config (the recipe), data, augment, pipelines, model,
-receptive_field, training, schedule, analysis and plots. What keeps runs safe (run folders, checkpoints,
-safe writes, the commands) stands behind them in helpers.machinery."""
+"""A compact CNN on CIFAR-10 on three floors, every import pointing down:
+
+- helpers.commands: what a person runs (`python -m helpers COMMAND`, and `setup()`, each notebook's first cell);
+- the lesson, this package's own modules, one per thing the notebooks teach: config (the recipe), data, augment,
+  pipelines, model, receptive_field, training (the step in view), timing, schedule, analysis and plots;
+- helpers.machinery: what keeps runs safe (run folders, checkpoints, safe writes, the download, the hardware).
+
+This module holds only what every floor shares: UserError and the project's root."""
 
 import os
 import sys

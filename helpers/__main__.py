@@ -3,7 +3,7 @@
 import sys
 from importlib import import_module
 
-COMMANDS = {  # name: (module in helpers.machinery, what it does)
+COMMANDS = {  # name: (module in helpers.commands, what it does)
     "train": ("train", "train the network with the published recipe"),
     "bench": ("bench", "images/s of both data pipelines on one device"),
     "seeds": ("seeds", "several seeds of the recipe, side by side"),
@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}: use one of {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
         return 2
-    return import_module(f"helpers.machinery.{COMMANDS[argv[0]][0]}").main(argv[1:])
+    return import_module(f"helpers.commands.{COMMANDS[argv[0]][0]}").main(argv[1:])
 
 
 if __name__ == "__main__":

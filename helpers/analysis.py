@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from helpers.config import ACCURACY, NUM_CLASSES, settle
+from helpers.config import ACCURACY, NUM_CLASSES
 from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, restore_model
-from helpers.machinery.trainer import Trainer
+from helpers.machinery.checkpoint import load_history as load_history  # notebook 5 reads a run with these two
 from helpers.model import Net
 from helpers.pipelines import device_loader
+from helpers.training import Trainer, settle
 
 
 def first_epoch_at(epochs: list[dict], accuracy: float):
@@ -21,7 +22,7 @@ def first_epoch_at(epochs: list[dict], accuracy: float):
 
 def run_summary(history: dict) -> dict:
     """Best and last test accuracy, first epochs at 85% and 85.9%, and timing of a history (as fit returns
-    it, or machinery.checkpoint.load_history reads it)."""
+    it, or load_history reads it)."""
     epochs = history["epochs"]
     best = max(epochs, key=lambda r: r["test_acc"])
     seconds = sum(r["seconds"] for r in epochs)

@@ -9,7 +9,6 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from helpers.config import AUGMENT_P, CUTOUT_SIZE, ROTATE, SCALE, SHIFT, mean_fill
-from helpers.pipelines import augment_images
 
 
 def augmentations(mean) -> list:
@@ -85,17 +84,3 @@ def transformed(transform, images: np.ndarray, seed: int = 0) -> list:
         return list(images)
     pipeline = A.Compose([transform], seed=seed)
     return [pipeline(image=image)["image"] for image in images]
-
-
-def pipeline_draws(images: np.ndarray, mean, draws=3) -> dict:
-    """`draws` augmentations of each uint8 HWC image by each training pipeline, seeded 0, 1, ...:
-    {"albumentations": [images, ...], "fast": [images, ...]}, for `plots.draws_grid`."""
-
-    def albumentations_draw(seed):
-        pipeline = A.Compose(augmentations(mean), seed=seed)
-        return np.stack([pipeline(image=image)["image"] for image in images])
-
-    return {
-        "albumentations": [albumentations_draw(seed) for seed in range(draws)],
-        "fast": [augment_images(images, mean, seed) for seed in range(draws)],
-    }

@@ -1,6 +1,6 @@
 """What a run is: the published recipe's numbers, every setting of a training run with the recipe as its
-defaults, the presets for shorter runs, and `settle`, which checks a configuration once and resolves it for the
-hardware it runs on."""
+defaults, and the presets for shorter runs. Nothing here looks at the hardware: helpers.training.settle fixes a
+configuration for the device it runs on."""
 
 import math
 import re
@@ -192,25 +192,11 @@ def with_preset(config: TrainConfig, name: str) -> TrainConfig:
 
 
 class Settled(NamedTuple):
-    """A configuration checked once and resolved for its hardware (`settle` makes it): what training, the
+    """A configuration checked once and resolved for its hardware (helpers.training.settle makes it): what training, the
     pipelines and the Trainer take, and check nothing again."""
 
     config: TrainConfig  # valid, with pipeline and precision resolved (never 'auto')
     device: "torch.device"
-
-
-def settle(config: TrainConfig) -> Settled:
-    """The one place a run's settings are checked and fixed for the hardware: `config` validated, with its
-    'auto' device, pipeline and precision resolved (fast pipeline on CUDA; bf16 where the hardware has it)."""
-    config.validate()  # before torch is imported: a bad flag is reported at once
-    from helpers.machinery.hardware import auto_precision, resolve_device
-
-    device = resolve_device(config.device)
-    pipeline = config.pipeline
-    if pipeline == "auto":  # on a GPU, per-image CPU augmentation would keep it waiting
-        pipeline = "fast" if device.type == "cuda" else "albumentations"
-    precision = auto_precision(device) if config.precision == "auto" else config.precision
-    return Settled(replace(config, pipeline=pipeline, precision=precision), device)
 
 
 def sized_for(run: Settled, choice="auto") -> Settled:
@@ -221,15 +207,3 @@ def sized_for(run: Settled, choice="auto") -> Settled:
     if choice == "auto":
         choice = "recipe" if run.device.type == "cuda" else "preview"
     return Settled(with_preset(run.config, choice), run.device)
-
-
-def describe(run: Settled) -> str:
-    """What a settled run will do, in one line."""
-    from helpers.machinery.hardware import device_name
-
-    config = run.config
-    images = f"{config.subset:,}" if config.subset else "50,000"
-    return (
-        f"training on {device_name(run.device)}: {config.epochs} epoch(s) of {images} images, "
-        f"{config.pipeline} pipeline, {config.precision}"
-    )

@@ -111,6 +111,23 @@ def augment_images(images: np.ndarray, mean, seed: int) -> np.ndarray:
     return (augmented * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
+def pipeline_draws(images: np.ndarray, mean, draws=3) -> dict:
+    """`draws` augmentations of each uint8 HWC image by each training pipeline, seeded 0, 1, ...:
+    {"albumentations": [images, ...], "fast": [images, ...]}, for `plots.draws_grid`."""
+    import albumentations as A
+
+    from helpers.augment import augmentations  # albumentations: seconds to import, only here
+
+    def albumentations_draw(seed):
+        pipeline = A.Compose(augmentations(mean), seed=seed)
+        return np.stack([pipeline(image=image)["image"] for image in images])
+
+    return {
+        "albumentations": [albumentations_draw(seed) for seed in range(draws)],
+        "fast": [augment_images(images, mean, seed) for seed in range(draws)],
+    }
+
+
 # Images augmented together by the fast pipeline. On a GPU a large chunk amortises kernel launches;
 # on the CPU a smaller chunk keeps its float copies in the cache (docs/performance.md).
 CHUNK_IMAGES = {"cuda": 8192, "cpu": 1024}

@@ -283,11 +283,18 @@ def unit_view(model, inputs, images, labels, classes, layer: str, y: float, x: f
     return unit_field_view(images[index], box, heatmap, centre, titles)
 
 
+def first_shown_layer(rows: list[dict]) -> str:
+    """The layer the explorer opens on: the first dilated one (the published table's error), else the one in the
+    middle of the table."""
+    dilated = [row["module"] for row in rows if row["dilation"] > 1]
+    return dilated[0] if dilated else rows[len(rows) // 2]["module"]
+
+
 def explorer(model, inputs: torch.Tensor, images: np.ndarray, labels, classes):
     """unit_view under a layer menu and sliders for the place (y, x) and the image."""
     from ipywidgets import Dropdown, IntSlider, interactive
 
-    layers = [row["module"] for row in receptive_field_table(model, tuple(inputs.shape[1:]))]
+    rows = receptive_field_table(model, tuple(inputs.shape[1:]))
     size = inputs.shape[-1]
 
     def show(layer, y, x, image):
@@ -296,8 +303,8 @@ def explorer(model, inputs: torch.Tensor, images: np.ndarray, labels, classes):
 
     return interactive(
         show,
-        layer=Dropdown(options=layers, value="block2.8", description="layer"),
+        layer=Dropdown(options=[row["module"] for row in rows], value=first_shown_layer(rows), description="layer"),
         y=IntSlider(min=0, max=size - 1, value=size // 2, description="row (px)"),
         x=IntSlider(min=0, max=size - 1, value=size // 2, description="column (px)"),
-        image=IntSlider(min=0, max=len(images) - 1, value=7, description="test image"),
+        image=IntSlider(min=0, max=len(images) - 1, value=min(7, len(images) - 1), description="test image"),
     )

@@ -1,27 +1,146 @@
-"""The training loop: every batch of an epoch trained with the published SGD and its one-cycle schedule,
-the epoch evaluated on the test set, checked for divergence and saved (`fit`)."""
+"""Training, in the order a reader follows it: a run's settings fixed for its hardware (`settle`), the model on
+its device (`Trainer`, whose `step` is one training step: forward, loss, backward, update), the published SGD
+and its one-cycle schedule (`make_optimizer`), one epoch (`train_epoch`), and whole runs (`fit`, and
+`fit_or_load` for notebook 4) that evaluate every epoch, check for divergence and save it."""
 
 import math
 import random
 import sys
 import time
 import warnings
-from dataclasses import asdict
+from contextlib import nullcontext
+from dataclasses import replace
+from functools import partial
 from itertools import chain
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm  # plain text, also in notebooks: no widget state in a saved notebook
 
 from helpers import UserError
-from helpers.config import NUM_CLASSES, Settled, TrainConfig, results_settings
+from helpers.config import NUM_CLASSES, Settled, TrainConfig
 from helpers.data import load_cifar10
 from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, load_history, restore_training
-from helpers.machinery.hardware import device_name
-from helpers.machinery.run_folder import RunFolder, check_resumable
-from helpers.machinery.trainer import Trainer
+from helpers.machinery.cpu_dropout import use_fast_cpu_dropout
+from helpers.machinery.hardware import auto_precision, device_name, resolve_device
+from helpers.machinery.run_folder import FINISHED, UNFINISHED, RunFolder, check_resumable, run_status
+from helpers.machinery.static_step import StaticStep
 from helpers.model import Net
 from helpers.pipelines import make_loaders
+
+
+def settle(config: TrainConfig) -> Settled:
+    """The one place a run's settings are checked and fixed for the hardware: `config` validated, with its
+    'auto' device, pipeline and precision resolved (fast pipeline on CUDA; bf16 where the hardware has it)."""
+    config.validate()
+    device = resolve_device(config.device)
+    pipeline = config.pipeline
+    if pipeline == "auto":  # on a GPU, per-image CPU augmentation would keep it waiting
+        pipeline = "fast" if device.type == "cuda" else "albumentations"
+    precision = auto_precision(device) if config.precision == "auto" else config.precision
+    return Settled(replace(config, pipeline=pipeline, precision=precision), device)
+
+
+def describe(run: Settled) -> str:
+    """What a settled run will do, in one line."""
+    config = run.config
+    images = f"{config.subset:,}" if config.subset else "50,000"
+    return (
+        f"training on {device_name(run.device)}: {config.epochs} epoch(s) of {images} images, "
+        f"{config.pipeline} pipeline, {config.precision}"
+    )
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Trainer:
+    """A model on `run.device`, in the run's memory format, precision and compilation, and its training step.
+
+    The training loop, the LR range test, the benchmark and the analysis of a saved model (predictions) all run
+    the model through it, so that each trains and predicts exactly as the others do. fp16 trains with a gradient
+    scaler, which skips the steps whose gradients overflow. The model is moved in place (so an optimizer or state
+    dict may hold it before or after), and on the CPU its Dropout layers draw their masks the fast way
+    (helpers.machinery.cpu_dropout: the same distribution).
+    static_step: train with machinery's `StaticStep` (fixed input buffers, SGD with tensor lr and momentum), the
+    form a CUDA graph captures, instead of `step`; not with fp16's scaler.
+    """
+
+    def __init__(self, model, run: Settled, static_step=False):
+        config, self.device = run
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        model.to(self.device, memory_format=self.memory_format)
+        if self.device.type == "cpu":
+            use_fast_cpu_dropout(model)
+        self.model = model  # what is saved: the compiled wrapper's state dict would prefix every key
+        self.forward_pass = torch.compile(model) if config.compile else model
+        dtype = AUTOCAST_DTYPES.get(config.precision)
+        self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
+        if static_step and self.scaler is not None:
+            raise ValueError("the static step has no gradient scaler: train fp16 with torch's step")
+        self.static_step = static_step
+        self._static = None
+
+    def step(self, optimizer, images, labels):
+        """One training step on a batch: forward pass and loss (in the run's precision), gradients, update.
+        Returns (loss, output)."""
+        with self.autocast:  # bf16/fp16 where the run says; the loss is computed in fp32 from the output
+            output = self.forward_pass(images)
+            loss = F.nll_loss(output, labels)  # the model ends in log_softmax: nll_loss is cross-entropy
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so small gradients do not underflow; skip a step whose gradients overflow
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        return loss, output
+
+    def train_step(self, optimizer):
+        """What trains one batch, (images, labels) -> (loss, output): `step`, or the StaticStep, built once per
+        optimizer (after its state is restored)."""
+        if not self.static_step:
+            return partial(self.step, optimizer)
+        if self._static is None or self._static.optimizer is not optimizer:
+            self._static = StaticStep(self.forward_pass, optimizer, self.autocast)
+        return self._static
+
+    def to_device(self, images, labels):
+        """A batch on the device, the images in the run's memory format."""
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        return images, labels.to(self.device, non_blocking=True)
+
+    @torch.inference_mode()
+    def predict(self, loader):
+        """(log-probabilities, labels) for every image in `loader`, on the CPU."""
+        self.forward_pass.eval()
+        outputs, targets = [], []
+        for images, labels in loader:
+            images, labels = self.to_device(images, labels)
+            with self.autocast:
+                outputs.append(self.forward_pass(images).float())
+            targets.append(labels)
+        return torch.cat(outputs).cpu(), torch.cat(targets).cpu()
+
+    def evaluate(self, loader):
+        """(mean loss, accuracy) on `loader`."""
+        output, labels = self.predict(loader)
+        return F.nll_loss(output, labels).item(), (output.argmax(1) == labels).float().mean().item()
+
+    def training_state(self, optimizer, scheduler) -> dict:
+        """What a checkpoint holds to continue training: model, optimizer, schedule (and fp16's scaler)."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
 
 # A loss this many times a uniform guess's (ln 10), or the first epoch's if lower, means divergence.
 DIVERGED_LOSS_FACTOR = 10
@@ -117,11 +236,11 @@ def fit_or_load(run: Settled, data=None, overwrite=False) -> dict:
     except UserError:  # no history there, or none of ours: fit decides (it refuses a folder holding anything)
         saved = None
     if saved is not None:
-        same = results_settings(saved["config"]) == results_settings(asdict(config))
-        if same and len(saved["epochs"]) == config.epochs:
+        status = run_status(saved["config"], len(saved["epochs"]), config)
+        if status == FINISHED:
             print(f"loaded the finished run in {config.out}, of these settings (to train again: another RUN_FOLDER)")
             return saved
-        if same:
+        if status == UNFINISHED:
             print(f"continuing the unfinished run in {config.out} from epoch {len(saved['epochs']) + 1}")
             return fit(run, data, resume=load_checkpoint(config.out, saved))
         if not overwrite:
@@ -132,10 +251,10 @@ def fit_or_load(run: Settled, data=None, overwrite=False) -> dict:
 
 
 def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=False, on_epoch_end=None) -> dict:
-    """Train as the settled `run` says (helpers.config.settle), saving checkpoint.pt and history.json in
+    """Train as the settled `run` says (`settle`), saving checkpoint.pt and history.json in
     its out folder after every epoch.
 
-    resume: a checkpoint (machinery.checkpoint.load_checkpoint) to continue from; its settings must match.
+    resume: a checkpoint (helpers.machinery.checkpoint.load_checkpoint) to continue from; its settings must match.
     on_epoch_end: called with each epoch's record after it is saved.
     Returns the run's history, as saved in history.json: {"meta", "config", "epochs"}.
     """

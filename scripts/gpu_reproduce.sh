@@ -17,7 +17,7 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 if [ "${TINY:-0}" = 1 ]; then
-  device=cpu; bench="--dry-run"; recipe="--smoke"; seeds=1-2; tests="tests/machinery/test_hardware.py tests/machinery/test_trainer.py"
+  device=cpu; bench="--dry-run"; recipe="--smoke"; seeds=1-2; tests="tests/machinery/test_hardware.py tests/test_trainer.py"
 else
   device=cuda; bench="--steps 700"; recipe="--epochs 100"; seeds=1-8; tests="tests"
 fi

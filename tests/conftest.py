@@ -4,9 +4,9 @@ from dataclasses import replace
 import pytest
 
 from helpers import UserError
-from helpers.config import PIPELINES, SMOKE, TrainConfig, settle, with_preset
+from helpers.config import PIPELINES, SMOKE, TrainConfig, with_preset
 from helpers.data import load_cifar10, resolve_data_root
-from helpers.training import fit
+from helpers.training import fit, settle
 from runs import TWO_EPOCHS, train
 
 

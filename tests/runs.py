@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import torch
 
-from helpers.config import TrainConfig, settle, with_preset
+from helpers.config import TrainConfig, with_preset
 from helpers.machinery.checkpoint import load_checkpoint
-from helpers.training import fit
+from helpers.training import fit, settle
 
 REFERENCE = "results/seed1-100ep"  # the 100-epoch reference run, committed with its checkpoint
 LONG = "x" * 300  # longer than the 255 bytes a file name may have

@@ -1,12 +1,8 @@
 """A trained run's milestones, and its saved model on the test set: confusion matrix, Grad-CAM."""
 
-import subprocess
-import sys
-
 import numpy as np
 import torch
 
-from commands import ROOT
 from helpers.analysis import (
     confusion_matrix,
     first_epoch_at,
@@ -19,6 +15,7 @@ from helpers.analysis import (
 )
 from helpers.config import ACCURACY
 from helpers.machinery.checkpoint import load_history
+from running import ROOT
 from runs import REFERENCE, history
 
 
@@ -62,16 +59,6 @@ def test_grad_cam_at_the_last_conv_is_its_class_channel_over_16(cifar):
     expected = torch.nn.functional.interpolate(torch.relu(class_channel)[:, None] / 16, size=(32, 32), mode="bilinear")
     np.testing.assert_allclose(grad_cam(model, inputs, labels), expected[:, 0].numpy(), atol=1e-6)
     assert grad_cam(model, inputs, labels, layer="block3.4").shape == (8, 32, 32)  # from an 8x8 layer
-
-
-def test_analysis_needs_no_training_loop():
-    imported = subprocess.run(
-        [sys.executable, "-c", "import sys, helpers.analysis; print(sorted(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "'helpers.analysis'" in imported and "'helpers.training'" not in imported
 
 
 def test_a_recorded_command_reads_as_it_is_typed_today():

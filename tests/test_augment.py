@@ -2,8 +2,9 @@ import albumentations as A
 import numpy as np
 
 from helpers import augment  # not `from ... import test_transform`: pytest would collect it
-from helpers.augment import augmentations, demo_transforms, pipeline_draws, train_transform
+from helpers.augment import augmentations, demo_transforms, train_transform
 from helpers.config import mean_fill
+from helpers.pipelines import pipeline_draws
 from helpers.plots import draws_grid, show_images
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from helpers import UserError
-from helpers.config import PREVIEW, SMOKE, Settled, TrainConfig, settle, sized_for, with_preset
+from helpers.config import PREVIEW, SMOKE, Settled, TrainConfig, sized_for, with_preset
 from helpers.machinery import hardware
+from helpers.training import settle
 from runs import SMOKE_CONFIG
 
 

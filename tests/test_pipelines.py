@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from helpers.augment import augmentations, train_transform
-from helpers.config import TrainConfig, settle
+from helpers.config import TrainConfig
 from helpers.pipelines import (
     AugmentParams,
     DeviceLoader,
@@ -17,6 +17,7 @@ from helpers.pipelines import (
     make_loaders,
     sample_params,
 )
+from helpers.training import settle
 
 N = 3000
 CENTRE = np.array([15.5, 15.5])

@@ -201,3 +201,14 @@ def test_a_field_wider_than_the_image_sees_all_of_it_only_from_the_middle_until_
         name for name, row in rows.items() if row["sees_all"].split("/")[0] == row["sees_all"].split("/")[1]
     )
     assert first_all == "block4.0" and rows["block3.3"]["wider"] == "yes"
+
+
+def test_the_explorer_opens_on_the_dilated_layer_and_works_on_a_model_without_one():
+    images = np.zeros((3, 32, 32, 3), dtype=np.uint8)
+    inputs = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    classes = [str(i) for i in range(10)]
+    layer = explorer(Net(), inputs, images, [0, 1, 2], classes).children[0]
+    assert layer.value == "block2.8"  # the published table's wrong row
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, stride=2), nn.Conv2d(8, 10, 3), nn.Flatten(1))
+    controls = explorer(plain, inputs, images, [0, 1, 2], classes).children
+    assert controls[0].value == "1" and controls[3].value == 2  # the middle row; the last of 3 images

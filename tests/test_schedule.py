@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from helpers import UserError
-from helpers.config import settle
 from helpers.plots import lr_range_plot, schedule_plot
 from helpers.schedule import lr_range_test, one_cycle
+from helpers.training import settle
 from runs import SMOKE_CONFIG, TWO_EPOCHS
 
 

@@ -1,4 +1,6 @@
-"""Dropout with a faster mask on the CPU: the same distribution from about p times as many random numbers."""
+"""Dropout with a faster mask on the CPU: the same distribution from about p times as many random numbers.
+The model is built of torch's own nn.Dropout; `use_fast_cpu_dropout` swaps this one in where a model trains on
+the CPU (helpers.training.Trainer does)."""
 
 import math
 
@@ -47,3 +49,10 @@ class Dropout(nn.Dropout):
         mask = torch.full_like(x, 1 / (1 - self.p))  # dense, so a flat view covers its storage
         mask.as_strided((mask.numel(),), (1,)).index_fill_(0, dropped_positions(mask.numel(), self.p), 0)
         return x * mask
+
+
+def use_fast_cpu_dropout(model: nn.Module):
+    """Make every nn.Dropout of `model` this Dropout, in place: same parameters (none), same state dict."""
+    for module in model.modules():
+        if type(module) is nn.Dropout:
+            module.__class__ = Dropout

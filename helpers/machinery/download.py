@@ -185,17 +185,24 @@ def from_cache(root: Path) -> dict | None:
         return None
 
 
+def digests(splits: dict) -> dict:
+    """What DIGESTS holds for {"train": (images, labels), "test": ...}: each image's digest, and each split's SHA-256."""
+    values = {}
+    for split, (images, labels) in splits.items():
+        values[f"{split}_images"] = image_digests(images, labels)
+        values[f"{split}_sha256"] = np.array(arrays_digest(images, labels))
+    return values
+
+
 def write_digests(root: Path):
     """Compute the digests this module checks against, from the official files under `root`."""
     from torchvision.datasets import CIFAR10
 
-    values = {}
+    splits = {}
     for split in SPLITS:
         official = CIFAR10(str(root), train=split == "train", download=False)
-        images, labels = official.data, np.asarray(official.targets, dtype=np.int64)
-        values[f"{split}_images"] = image_digests(images, labels)
-        values[f"{split}_sha256"] = np.array(arrays_digest(images, labels))
-    np.savez_compressed(DIGESTS, **values)
+        splits[split] = official.data, np.asarray(official.targets, dtype=np.int64)
+    np.savez_compressed(DIGESTS, **digests(splits))
 
 
 if __name__ == "__main__":  # python -m helpers.machinery.download --write-digests ROOT (done once, shipped)

@@ -52,6 +52,17 @@ def check_resumable(checkpoint: Checkpoint, config: TrainConfig):
         raise UserError(f"the checkpoint was made with {details}: resume with those settings")
 
 
+FINISHED, UNFINISHED, OTHER_SETTINGS = "finished", "unfinished", "other settings"
+
+
+def run_status(saved_settings: dict, saved_epochs: int, config: TrainConfig) -> str:
+    """The one answer to "is this run done?": a saved run (its settings, as a dict, and the epochs it finished)
+    is `config`'s run FINISHED or UNFINISHED, or a run of OTHER_SETTINGS (those that change results)."""
+    if results_settings(saved_settings) != results_settings(asdict(config)):
+        return OTHER_SETTINGS
+    return FINISHED if saved_epochs == config.epochs else UNFINISHED
+
+
 def saved_meta(checkpoint: Checkpoint) -> dict | None:
     """The provenance in the history.json beside a checkpoint saved before checkpoints held it, if that history
     is the same run's (its epochs the checkpoint's, or one fewer after a crash between the two saves)."""

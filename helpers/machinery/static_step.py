@@ -7,7 +7,7 @@ keeps both in 0-dim tensors on the device, filled from the param group before ea
 the optimizer's own momentum buffers in place, so that checkpoints keep torch's format and the
 schedule stays torch's own. On the CPU the step runs eagerly: the tests compare it with torch's SGD
 step for step. Capturing it (torch.cuda.graph) needs a GPU and is not done here yet.
-Who uses it: `Trainer(static_step=True)` (helpers.machinery.trainer), which the GPU work on CUDA graphs
+Who uses it: `Trainer(static_step=True)` (helpers.training), which the GPU work on CUDA graphs
 (a --cuda-graphs flag) will capture; until then only tests/machinery/test_static_step.py runs it.
 """
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from commands import invoke, one_line
 from helpers import UserError
 from helpers.machinery.checkpoint import load_checkpoint, load_history
 from helpers.machinery.files import save_json
 from helpers.machinery.run_folder import saved_meta
+from running import invoke, one_line
 from runs import TWO_EPOCHS, copy_of, damaged_checkpoint, train
 
 

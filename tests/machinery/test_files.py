@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from commands import one_line, run
 from helpers import UserError
 from helpers.machinery.files import missing_folders, remove_empty, save_json
+from running import invoke, one_line
 from runs import TWO_EPOCHS, copy_of, train
 
 
@@ -31,30 +31,18 @@ def test_a_full_disk_keeps_the_previous_checkpoint(two_epochs, smoke_data, tmp_p
     assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
 
 
-def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(data_root, smoke_data, tmp_path):
-    config = replace(TWO_EPOCHS, pipeline="fast", out=str(tmp_path))
-
-    def stop_after_epoch_1(record):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(config, smoke_data, on_epoch_end=stop_after_epoch_1)
-    saved = (tmp_path / "checkpoint.pt").read_bytes()
-
-    def limit_files_to_64_kib():  # history.json fits, the checkpoint does not
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
-
-    result = run(
-        "train",
-        "--resume",
-        str(tmp_path),
-        "--no-progress",
-        data_root=data_root,
-        preexec_fn=limit_files_to_64_kib,
-    )
+def test_a_file_size_limit_while_saving_keeps_the_previous_checkpoint(two_epochs, tmp_path):
+    run = copy_of(two_epochs["fast"][2], tmp_path)  # epoch 1 of 2 saved
+    saved = (run / "checkpoint.pt").read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))  # history.json fits, the checkpoint does not
+    try:
+        result = invoke("train", "--resume", str(run), "--no-progress")  # as the command, in this process
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert "File too large" in one_line(result) and "still holds epoch 1" in one_line(result)
-    assert (tmp_path / "checkpoint.pt").read_bytes() == saved
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
+    assert (run / "checkpoint.pt").read_bytes() == saved
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.pt", "history.json"]
 
 
 def test_a_refused_write_says_permission_not_space(tmp_path, monkeypatch):

@@ -3,16 +3,16 @@
 import os
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
-from commands import ROOT, SMOKE_RUN, invoke, one_line
 from helpers import UserError, training
 from helpers.config import TrainConfig
 from helpers.machinery import run_folder
 from helpers.machinery.checkpoint import load_checkpoint, load_history
 from helpers.machinery.run_folder import RunFolder
+from running import ROOT, SMOKE_RUN, invoke, one_line
 from runs import TWO_EPOCHS, copy_of, train, without_seconds
 
 
@@ -188,3 +188,14 @@ def test_resuming_a_finished_run_trains_and_writes_nothing(finished_run, tmp_pat
             and "holds a finished run (1 epochs): nothing to train, nothing written" in result.stdout
         )
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before and not (tmp_path / "copy").exists()
+
+
+def test_a_saved_run_is_finished_unfinished_or_of_other_settings_in_one_place():
+    config = replace(TWO_EPOCHS, pipeline="fast", precision="fp32")
+    saved = asdict(config)
+    assert run_folder.run_status(saved, 2, config) == run_folder.FINISHED
+    assert run_folder.run_status(saved, 1, config) == run_folder.UNFINISHED
+    elsewhere = replace(config, out="elsewhere", device="cuda", num_workers=4, progress=True)  # how, not what
+    assert run_folder.run_status(saved, 2, elsewhere) == run_folder.FINISHED
+    assert run_folder.run_status(saved, 2, replace(config, seed=2)) == run_folder.OTHER_SETTINGS
+    assert run_folder.run_status(saved, 1, replace(config, epochs=1)) == run_folder.OTHER_SETTINGS

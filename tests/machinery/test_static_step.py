@@ -7,10 +7,9 @@ import torch
 
 from helpers.config import Settled, TrainConfig
 from helpers.machinery.static_step import TensorSGD
-from helpers.machinery.trainer import Trainer
 from helpers.model import Net
 from helpers.pipelines import DeviceLoader
-from helpers.training import make_optimizer, train_epoch
+from helpers.training import Trainer, make_optimizer, train_epoch
 
 CPU = torch.device("cpu")
 CONFIG = TrainConfig(device="cpu", precision="fp32", pipeline="fast", batch_size=32)

@@ -5,9 +5,8 @@ import math
 import torch
 
 from helpers.config import Settled, TrainConfig
-from helpers.machinery.trainer import Trainer
 from helpers.model import Net
-from helpers.training import divergence, make_optimizer, train_epoch
+from helpers.training import Trainer, divergence, make_optimizer, train_epoch
 
 CPU = torch.device("cpu")
 

@@ -6,8 +6,8 @@ import os
 import statistics
 from pathlib import Path
 
+from helpers.commands.cli import OneLineParser, run_command
 from helpers.config import ACCURACY, results_settings
-from helpers.machinery.cli import OneLineParser, run_command
 
 
 def summary_table(summaries: dict) -> str:

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from helpers import UserError
-from helpers.config import MAX_SEED, Settled, settle
+from helpers.commands.cli import OneLineParser, last_stop_signal, run_command
+from helpers.config import MAX_SEED, Settled
 from helpers.machinery.checkpoint import CHECKPOINT
-from helpers.machinery.cli import OneLineParser, last_stop_signal, run_command
 from helpers.machinery.files import missing_folders, remove_empty
 
 MAX_SEEDS = 1000
@@ -53,10 +53,13 @@ def check_train_flags(train_flags: list[str]) -> tuple[Settled, bool]:
     """The flags every run gets (--seed, --out and --resume refused before), parsed by the train command and
     checked once before any run starts (a bad one would fail each run in turn): one run's settled settings,
     and whether they --overwrite."""
-    from helpers.machinery.train import build_parser, config_from_args
+    from helpers.commands.train import build_parser, config_from_args
 
     args = build_parser().parse_args(train_flags)
-    return settle(config_from_args(args)), args.overwrite
+    config = config_from_args(args).validate()  # a bad flag is reported before torch is imported
+    from helpers.training import settle
+
+    return settle(config), args.overwrite
 
 
 def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
@@ -127,8 +130,8 @@ def run_seeds(argv) -> int:
 
 def train_seeds(named: str, seeds: list[int], train_flags: list[str], jobs: int, out_dir: Path) -> int:
     """Train each seed with the train command, at most `jobs` at a time; print the table; 2 if any failed."""
+    from helpers.commands.summary import report
     from helpers.machinery.checkpoint import load_history
-    from helpers.machinery.summary import report
 
     # The runs share the cores: each torch takes its share, not all of them, which would slow every
     # run several times over on a CPU. Unbuffered, so that each log shows its run as it goes.

@@ -2,11 +2,12 @@
 
 import argparse
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 
-from helpers.config import SMOKE, TrainConfig, describe, settle
+from helpers.commands.cli import OneLineParser, add_config_flags, config_from_flags, given_settings, run_command
+from helpers.config import SMOKE, TrainConfig
 from helpers.machinery.checkpoint import load_checkpoint
-from helpers.machinery.cli import OneLineParser, add_config_flags, config_from_flags, given_settings, run_command
+from helpers.machinery.run_folder import FINISHED, run_status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +42,13 @@ def config_from_args(args: argparse.Namespace, resume=None) -> TrainConfig:
 def train(argv) -> int:
     args = build_parser().parse_args(argv)
     resume = load_checkpoint(args.resume) if args.resume is not None else None
-    run = settle(config_from_args(args, resume))  # a fresh run's bad flag is reported before torch is imported
-    config, device = run
+    config = config_from_args(args, resume).validate()  # a fresh run's bad flag is reported before torch is imported
     from helpers.analysis import summary_line
-    from helpers.training import fit
+    from helpers.training import describe, fit, settle
 
-    if resume is not None and resume["epoch"] == config.epochs == resume.config.epochs:
+    run = settle(config)
+    config, device = run
+    if resume is not None and run_status(asdict(resume.config), resume["epoch"], config) == FINISHED:
         print(f"{resume.path.parent} holds a finished run ({config.epochs} epochs): nothing to train, nothing written")
         return 0
     if device.type == "cpu" and config.subset is None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from commands import SMOKE_RUN, invoke, one_line, run, start
 from helpers import UserError
-from helpers.machinery.seeds import SEEDS_LOCK, check_folders, default_jobs, hold_out_dir, interrupted, parse_seeds
+from helpers.commands.seeds import SEEDS_LOCK, check_folders, default_jobs, hold_out_dir, interrupted, parse_seeds
+from running import SMOKE_RUN, invoke, one_line, start
 
 
 def test_seeds_are_parsed_as_ranges_and_lists():
@@ -56,8 +56,8 @@ def test_seeds_rerun_on_a_finished_folder_is_refused_before_touching_its_logs(fi
     assert (tmp_path / "seed1.log").read_text() == "the finished run's log\n"
 
 
-def test_seeds_train_at_once_and_print_one_table(data_root, tmp_path):
-    result = run(
+def test_seeds_train_at_once_and_print_one_table(tmp_path):
+    result = invoke(  # seeds in this process, each run in its own
         "seeds",
         "--seeds",
         "1-2",
@@ -68,7 +68,6 @@ def test_seeds_train_at_once_and_print_one_table(data_root, tmp_path):
         *SMOKE_RUN,
         "--pipeline",
         "fast",
-        data_root=data_root,
     )
     assert result.returncode == 0, result.stderr
     assert (

@@ -5,7 +5,7 @@ from pathlib import Path
 from IPython.core.interactiveshell import InteractiveShell
 
 from helpers import UserError
-from helpers.machinery.notebook import missing_packages, pip_install, show_errors_in_one_line
+from helpers.commands.notebook import missing_packages, pip_install, show_errors_in_one_line
 
 
 def test_colab_installs_only_what_it_lacks_and_holds_its_torch():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from commands import invoke, one_line
 from helpers.analysis import run_summary
-from helpers.machinery.summary import report, run_names, spread, summary_table
+from helpers.commands.summary import report, run_names, spread, summary_table
+from running import invoke, one_line
 from runs import LONG, history
 
 

@@ -8,10 +8,10 @@ import shutil
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from commands import ROOT, invoke, one_line
 from helpers import UserError
-from helpers.machinery import colab_links
-from helpers.machinery.colab_links import badge, notebook_agrees, repository_url, rewrite, setup_cell
+from helpers.commands import colab_links
+from helpers.commands.colab_links import badge, notebook_agrees, repository_url, rewrite, setup_cell
+from running import ROOT, invoke, one_line
 
 
 def test_a_known_address_gives_a_colab_badge_and_an_unknown_one_points_the_learner_to_the_readme(tmp_path):

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from commands import ROOT, invoke, one_line
-from helpers.config import settle
-from helpers.machinery import bench
-from helpers.machinery.bench import estimate
+from helpers.commands import bench
+from helpers.timing import estimate
+from helpers.training import settle
+from running import ROOT, invoke, one_line
 from runs import SMOKE_CONFIG
 
 

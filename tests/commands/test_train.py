@@ -5,12 +5,12 @@ from dataclasses import asdict
 
 import pytest
 
-from commands import ROOT, SMOKE_RUN, invoke, one_line
 from helpers import UserError
+from helpers.commands.train import build_parser, config_from_args
 from helpers.config import SMOKE, results_settings
 from helpers.machinery.checkpoint import load_checkpoint
 from helpers.machinery.run_folder import check_resumable
-from helpers.machinery.train import build_parser, config_from_args
+from running import ROOT, SMOKE_RUN, invoke, one_line
 from runs import LONG
 
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 from helpers import PROJECT_ROOT, UserError
-from helpers.machinery.cli import OneLineParser, run_command
+from helpers.commands.cli import OneLineParser, run_command
 from helpers.machinery.files import write_atomically
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -54,7 +54,7 @@ def setup_cell(url: str | None) -> str:
 if 'google.colab' in sys.modules and not os.path.isdir({COLAB_DIR!r}):
     !git clone -q --depth 1 {url or PLACEHOLDER} {COLAB_DIR}
 sys.path.insert(0, {COLAB_DIR!r})  # Colab's copy of the project (no such folder elsewhere)
-from helpers.machinery import setup; setup()"""
+from helpers.commands import setup; setup()"""
 
 
 def first_cells(url: str | None, notebook: str) -> list[dict]:
