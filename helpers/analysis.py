@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from helpers.config import ACCURACY, NUM_CLASSES
 from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, restore_model
 from helpers.machinery.checkpoint import load_history as load_history  # notebook 5 reads a run with these two
 from helpers.model import Net
 from helpers.pipelines import device_loader
+from helpers.receptive_field import layer_row, receptive_field_table
 from helpers.training import Trainer, settle
 
 
@@ -86,17 +88,28 @@ def model_input(images: np.ndarray, mean, std) -> torch.Tensor:
     return (tensor - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
+def on_the_image(maps: torch.Tensor, row: dict, size: int) -> torch.Tensor:
+    """A layer's (N, C, n, n) maps on the size x size image: each unit's value where its field is centred (pixel
+    start + unit * jump, from the layer's receptive-field row), bilinear between those centres, and the edge units'
+    values beyond them. (Upsampling the map to the image's size would put 4x4 unit i at pixel 8i + 3.5; its field
+    is centred at 8i.)"""
+    units = (torch.arange(size, dtype=maps.dtype) - row["start"]) / row["j_out"]  # each pixel's place among the units
+    coords = units / max(row["n_out"] - 1, 1) * 2 - 1  # grid_sample with align_corners: -1 and +1 are the edge units
+    x, y = torch.meshgrid(coords, coords, indexing="xy")
+    grid = torch.stack([x, y], dim=-1).expand(len(maps), -1, -1, -1)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def grad_cam(model: Net, inputs: torch.Tensor, targets, layer="block4.4") -> np.ndarray:
-    """Grad-CAM maps (Captum's LayerGradCam on `layer`, the last conv by default) for each input's
-    target class, upsampled bilinearly to the input size: (N, H, W), non-negative."""
-    from captum.attr import LayerAttribution, LayerGradCam
+    """Grad-CAM maps (Captum's LayerGradCam on `layer`, the last conv by default) for each input's target class,
+    each unit's value placed where its field is centred on the image (`on_the_image`): (N, H, W), non-negative."""
+    from captum.attr import LayerGradCam
 
     model.eval()
+    row = layer_row(receptive_field_table(model, tuple(inputs.shape[1:])), layer)
     cam = LayerGradCam(model.logits, dict(model.named_modules())[layer])
     maps = cam.attribute(inputs, target=torch.as_tensor(targets), relu_attributions=True)
-    return (
-        LayerAttribution.interpolate(maps, tuple(inputs.shape[-2:]), interpolate_mode="bilinear")[:, 0].detach().numpy()
-    )
+    return on_the_image(maps.detach(), row, inputs.shape[-1])[:, 0].numpy()
 
 
 def predict_test_set(checkpoint, data, device="cpu", precision=None) -> np.ndarray:

@@ -2,6 +2,7 @@
 (with `plots.show_images`)."""
 
 import copy
+import random
 
 import albumentations as A
 import cv2
@@ -37,16 +38,27 @@ def augmentations(mean) -> list:
     ]
 
 
+def seed_draws(pipeline: A.Compose, seed: int) -> A.Compose:
+    """Seed a pipeline's draws with one generator that all its transforms draw from in turn, so that each decides
+    independently of the others; returns the pipeline.
+
+    Not Compose(seed=...) nor set_random_seed: albumentations 2.0.8 gives each transform a generator of its own
+    with that same seed, so HorizontalFlip and ToGray, one draw each per image, always decide alike.
+    """
+    pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    return pipeline
+
+
 def train_transform(mean, std, seed=None, save_applied_params=False) -> A.Compose:
     """Augment, normalise with the train mean/std, and return a CHW float tensor.
 
-    A list (not the published set) fixes the order; `seed` makes the draws reproducible.
+    A list (not the published set) fixes the order; `seed` makes the draws reproducible (`seed_draws`).
     """
-    return A.Compose(
+    pipeline = A.Compose(
         [*augmentations(mean), A.Normalize(mean=mean, std=std), ToTensorV2()],
-        seed=seed,
         save_applied_params=save_applied_params,
     )
+    return pipeline if seed is None else seed_draws(pipeline, seed)
 
 
 def test_transform(mean, std) -> A.Compose:
@@ -82,5 +94,5 @@ def transformed(transform, images: np.ndarray, seed: int = 0) -> list:
     """Each uint8 HWC image through an albumentations `transform` (None: unchanged), its draws seeded by `seed`."""
     if transform is None:
         return list(images)
-    pipeline = A.Compose([transform], seed=seed)
+    pipeline = seed_draws(A.Compose([transform]), seed)
     return [pipeline(image=image)["image"] for image in images]

@@ -116,10 +116,10 @@ def pipeline_draws(images: np.ndarray, mean, draws=3) -> dict:
     {"albumentations": [images, ...], "fast": [images, ...]}, for `plots.draws_grid`."""
     import albumentations as A
 
-    from helpers.augment import augmentations  # albumentations: seconds to import, only here
+    from helpers.augment import augmentations, seed_draws  # albumentations: seconds to import, only here
 
     def albumentations_draw(seed):
-        pipeline = A.Compose(augmentations(mean), seed=seed)
+        pipeline = seed_draws(A.Compose(augmentations(mean)), seed)
         return np.stack([pipeline(image=image)["image"] for image in images])
 
     return {
@@ -150,7 +150,9 @@ class AugmentedDataset(torch.utils.data.Dataset):
         """A batch (the DataLoader asks for whole batches), its draws seeded by the epoch's seed and the
         batch's images: not by which worker makes it, or how many there are, so a run resumed with another
         --num-workers (or on another device's default) repeats the uninterrupted one."""
-        self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, *indices]).generate_state(1)[0]))
+        from helpers.augment import seed_draws  # imported by make_loaders already
+
+        seed_draws(self.transform, int(np.random.SeedSequence([self.seed, *indices]).generate_state(1)[0]))
         return [self[index] for index in indices]
 
 

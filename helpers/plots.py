@@ -279,7 +279,8 @@ def unit_field_view(image, box, heatmap, centre, titles: tuple[str, str, str], s
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 4.4))
     extent = _image_on_padding(left, image, *box, scale)
     _image_on_padding(right, np.zeros_like(image), *box, scale)  # the same frame, the image left out
-    shown = right.imshow(heatmap / heatmap.max(), cmap="magma", vmin=0, vmax=1, extent=extent, zorder=3)
+    peak = heatmap.max()  # 0 for a unit that sees no pixel
+    shown = right.imshow(heatmap / peak if peak > 0 else heatmap, cmap="magma", vmin=0, vmax=1, extent=extent, zorder=3)
     for ax, title in zip((left, right), titles[1:], strict=True):
         ax.add_patch(field_box(*box, edgecolor="red", linewidth=2, zorder=4, label="theoretical field"))
         ax.plot(centre[1], centre[0], "+", color="cyan", markersize=14, markeredgewidth=2.5, zorder=5,

@@ -9,6 +9,9 @@ For a layer with kernel k, stride s, padding p and dilation d (k_eff = d(k-1)+1)
 j is the effective stride: input pixels between neighbouring units; "wider" marks the layers whose
 field is wider than the input image. Wider is not enough for a unit to see the whole image: its field must
 also lie over all of it, which depends on where the unit is; "sees all" counts the units whose field does.
+The formulas give every unit a field, but a unit can see no pixel at all: one that reads only the zero padding
+of its layer's input (the strided 1x1 "pool" reads padding alone in its first row and column, and so 31 of its
+256 units are 0 whatever the image). "sees none" counts them; a row's "blind" lists them along one axis.
 Each row's "label" names its layer for people (block2.8 (Conv2d)); `layer` arguments are module names
 (block2.8), as in model.named_modules() and the row's "module".
 The effective receptive field (Luo et al., NeurIPS 2016) is where a unit's input gradient actually lies.
@@ -42,8 +45,9 @@ FIELDS = (
     "start",
     "wider",
     "sees_all",
+    "sees_none",
 )
-HEADERS = {"label": "layer", "sees_all": "sees all"}  # column names in the markdown table
+HEADERS = {"label": "layer", "sees_all": "sees all", "sees_none": "sees none"}  # column names in the markdown table
 
 
 def _first(value):
@@ -85,6 +89,7 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
         for hook in hooks:
             hook.remove()
     rows, jump, field, start = [], 1, 1, 0.0
+    seeing = [True] * input_size[-1]  # along one axis: which units depend on at least one pixel
     for name, module, in_shape, out_shape in shapes:
         n_in, n_out = in_shape[-2], out_shape[-2]
         kernel, stride, padding, dilation = _geometry(module, n_in, n_out)
@@ -107,8 +112,17 @@ def receptive_field_table(model: nn.Module, input_size=(3, 32, 32)) -> list[dict
             module=name,
         )
         row["wider"] = "yes" if row["r_out"] > input_size[-1] else ""  # than the image: not yet seeing all of it
-        seeing = whole_image_units(row, input_size[-1])
-        row["sees_all"] = f"{seeing**2}/{n_out**2}"  # units whose field covers the whole image, of all
+        whole = whole_image_units(row, input_size[-1])
+        row["sees_all"] = f"{whole**2}/{n_out**2}"  # units whose field covers the whole image, of all
+        seeing = [
+            any(
+                0 <= at < n_in and seeing[at]
+                for at in range(o * stride - padding, o * stride - padding + effective, dilation)
+            )
+            for o in range(n_out)
+        ]
+        row["blind"] = [unit for unit, sees in enumerate(seeing) if not sees]  # along one axis
+        row["sees_none"] = f"{n_out**2 - (n_out - len(row['blind'])) ** 2}/{n_out**2}"  # units that read only padding
         rows.append(row)
         jump, field, start = row["j_out"], row["r_out"], row["start"]
     return rows
@@ -275,10 +289,13 @@ def unit_view(model, inputs, images, labels, classes, layer: str, y: float, x: f
     centre = tuple((first + last) / 2 for first, last in box)
     with in_eval_mode(model), torch.no_grad():
         predicted = int(model(inputs[index : index + 1]).argmax())
+    blind = unit[0] in row["blind"] or unit[1] in row["blind"]
     titles = (
         f"test image {index}: {classes[labels[index]]}, predicted {classes[predicted]}",
         f"the image, and the field of unit {unit} of {row['label']}",
-        f"its effective field: {row['r_out']} px in theory",
+        "no effective field: this unit reads only padding and sees no pixel"
+        if blind
+        else f"its effective field: {row['r_out']} px in theory",
     )
     return unit_field_view(images[index], box, heatmap, centre, titles)
 

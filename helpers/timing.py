@@ -2,13 +2,14 @@
 of the full recipe (`estimate`, notebook 4's first figure). The benchmark (python -m helpers bench) measures the
 same way, longer."""
 
-import math
+import statistics
 import time
 from itertools import cycle, islice
 
 from helpers import UserError
 from helpers.config import BATCH_SIZE, EPOCHS, TEST_IMAGES, TRAIN_IMAGES, Settled
-from helpers.training import make_optimizer, prepare, train_epoch
+from helpers.machinery.run_folder import FINISHED, UNFINISHED
+from helpers.training import make_optimizer, prepare, saved_run, train_epoch
 
 
 def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> dict:
@@ -43,21 +44,58 @@ def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> di
     }
 
 
-def estimate(run: Settled, data, lr_test_steps=0) -> str:
-    """How long `run` (and an LR range test of `lr_test_steps` batches before it) will take on its device,
-    from a few measured steps, and the full recipe there."""
+def timed_passes(run: Settled, data, passes: int = 3) -> dict:
+    """Training images/s as a run trains: the median of `passes` timings of the first steps of a fresh pass over the
+    training data (at least 16, and one whole chunk of the fast pipeline, whose augmentation is timed with it),
+    after a few untimed warm-up steps; evaluation images/s over the test set; and the steps timed."""
     config = run.config
-    batches = math.ceil(len(data.train_labels) / config.batch_size)  # one epoch's: measure stays within it
-    warmup = min(5, batches // 3)
-    steps = min(10, batches - warmup)
-    figures = measure(run, data, steps=steps, warmup=warmup)
-    training = config.epochs * figures["epoch_seconds_estimate"]
+    trainer, train_loader, test_loader = prepare(run, data)
+    chunk_steps = getattr(train_loader, "chunk", 0) // config.batch_size  # the fast pipeline augments a chunk at once
+    steps = min(len(train_loader), max(16, chunk_steps))
+    warmup = min(3, steps)
+    optimizer, scheduler = make_optimizer(trainer.model, config, total_steps=warmup + passes * steps)
+    train_loader.set_seed(config.seed)
+    train_epoch(trainer, islice(train_loader, warmup), optimizer, scheduler, progress=False)
+    rates = []
+    for _ in range(passes):
+        started = time.perf_counter()
+        train_epoch(trainer, islice(train_loader, steps), optimizer, scheduler, progress=False)  # ends in a sync
+        rates.append(steps * config.batch_size / (time.perf_counter() - started))
+    trainer.evaluate(test_loader)  # warm-up for eval mode
+    started = time.perf_counter()
+    trainer.evaluate(test_loader)
+    return {
+        "train_images_per_s": statistics.median(rates),
+        "eval_images_per_s": len(data.test_labels) / (time.perf_counter() - started),
+        "steps": steps,
+    }
+
+
+def estimate(run: Settled, data, lr_test_steps=0) -> str:
+    """How long notebook 4 will take here, from steps measured first: what fit_or_load will do with the run's
+    folder (train it, continue it from its last epoch, or load it finished and train nothing), and an LR range test
+    of `lr_test_steps` batches (at most: it stops early when the loss climbs); and the full recipe here."""
+    config = run.config
+    figures = timed_passes(run, data)
+    epoch = (
+        len(data.train_labels) / figures["train_images_per_s"] + len(data.test_labels) / figures["eval_images_per_s"]
+    )
+    status, saved = saved_run(config)
+    left = config.epochs - (len(saved["epochs"]) if status == UNFINISHED else 0)
+    if status == FINISHED:
+        left, plan = 0, f"loads the finished run in {config.out} and trains nothing"
+    elif status == UNFINISHED:
+        plan = f"{{training}} to continue the run in {config.out}: its last {left} of {config.epochs} epoch(s)"
+    else:
+        plan = f"{{training}} for {config.epochs} epoch(s)"
+    training = left * epoch
+    plan = plan.format(training=duration(training))
     lr_test = lr_test_steps * config.batch_size / figures["train_images_per_s"]
-    text = f"about {duration(training)} for {config.epochs} epoch(s) here"
+    total = training + lr_test
+    text = f"about {duration(total)} here: {plan}"
     if lr_test_steps:
-        text = (f"about {duration(training + lr_test)} for this notebook here: {duration(training)} for "
-                f"{config.epochs} epoch(s), at most {duration(lr_test)} for the LR range test's {lr_test_steps} steps")  # fmt: skip
-    text += f", measured over {steps} steps; "
+        text += f"; at most {duration(lr_test)} for the LR range test's {lr_test_steps} steps"
+    text += f" (measured: {figures['steps']} steps from a fresh pass, median of 3); "
     if config.batch_size == BATCH_SIZE:  # the rate holds for the recipe too
         recipe = EPOCHS * (TRAIN_IMAGES / figures["train_images_per_s"] + TEST_IMAGES / figures["eval_images_per_s"])
         text += f"the full recipe (100 epochs of 50,000 images) would take about {duration(recipe)} here: "

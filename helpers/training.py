@@ -23,7 +23,7 @@ from helpers.config import NUM_CLASSES, Settled, TrainConfig
 from helpers.data import load_cifar10
 from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, load_history, restore_training
 from helpers.machinery.cpu_dropout import use_fast_cpu_dropout
-from helpers.machinery.hardware import auto_precision, device_name, resolve_device
+from helpers.machinery.hardware import auto_precision, device_name, fp32_arithmetic, resolve_device
 from helpers.machinery.run_folder import FINISHED, UNFINISHED, RunFolder, check_resumable, run_status
 from helpers.machinery.static_step import StaticStep
 from helpers.model import Net
@@ -75,6 +75,7 @@ class Trainer:
             use_fast_cpu_dropout(model)
         self.model = model  # what is saved: the compiled wrapper's state dict would prefix every key
         self.forward_pass = torch.compile(model) if config.compile else model
+        self.fp32 = fp32_arithmetic(self.device, config.precision)  # fp32 is IEEE fp32 on a GPU too (no TF32)
         dtype = AUTOCAST_DTYPES.get(config.precision)
         self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
@@ -226,17 +227,23 @@ def divergence(model, record: dict, first_loss: float, fp16: bool) -> str | None
     return None
 
 
+def saved_run(config: TrainConfig) -> tuple[str | None, dict | None]:
+    """What notebook 4 finds in config.out: (run_status of the run saved there, its history), or (None, None) where
+    there is no history of ours (fit then decides: it refuses a folder that holds anything)."""
+    try:
+        saved = load_history(config.out)
+    except UserError:
+        return None, None
+    return run_status(saved["config"], len(saved["epochs"]), config), saved
+
+
 def fit_or_load(run: Settled, data=None, overwrite=False) -> dict:
     """Notebook 4's training: a finished run of the same settings already in the run's folder is loaded, not
     trained again, and an unfinished one continued; a run of other settings there is replaced only with
     `overwrite`; else `fit`."""
     config = run.config
-    try:
-        saved = load_history(config.out)
-    except UserError:  # no history there, or none of ours: fit decides (it refuses a folder holding anything)
-        saved = None
+    status, saved = saved_run(config)
     if saved is not None:
-        status = run_status(saved["config"], len(saved["epochs"]), config)
         if status == FINISHED:
             print(f"loaded the finished run in {config.out}, of these settings (to train again: another RUN_FOLDER)")
             return saved
@@ -273,7 +280,9 @@ def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=Fal
         optimizer, scheduler = make_optimizer(model, config, config.epochs * len(train_loader))
         if resume is not None:
             restore_training(resume, model, optimizer, scheduler, trainer.scaler)
-        history = folder.begin(config, device_name(device), len(data.train_labels), len(data.test_labels), resume)
+        history = folder.begin(
+            config, device_name(device), trainer.fp32, len(data.train_labels), len(data.test_labels), resume
+        )
 
         # The epoch loop.
         first_epoch = len(history["epochs"]) + 1

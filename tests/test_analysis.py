@@ -1,6 +1,7 @@
 """A trained run's milestones, and its saved model on the test set: confusion matrix, Grad-CAM."""
 
 import numpy as np
+import pytest
 import torch
 
 from helpers.analysis import (
@@ -8,6 +9,7 @@ from helpers.analysis import (
     first_epoch_at,
     grad_cam,
     model_input,
+    on_the_image,
     per_class_accuracy,
     recorded_command,
     run_summary,
@@ -15,6 +17,8 @@ from helpers.analysis import (
 )
 from helpers.config import ACCURACY
 from helpers.machinery.checkpoint import load_history
+from helpers.model import Net
+from helpers.receptive_field import layer_row, receptive_field_table, unit_field
 from running import ROOT
 from runs import REFERENCE, history
 
@@ -29,6 +33,13 @@ def test_summary_finds_best_last_and_first_epochs_at_thresholds():
 
 def test_threshold_never_reached_is_none_and_shown_as_such():
     assert first_epoch_at(history([0.5, 0.6])["epochs"], 0.859) is None
+
+
+def test_a_milestone_counts_the_epoch_that_lands_exactly_on_it():
+    # Accuracies are correct / total: 8,590 of 10,000 right is exactly the published 85.9%, and counts as reached.
+    assert 8590 / 10000 == ACCURACY and 8500 / 10000 == 0.85
+    s = run_summary(history([0.8499, 8500 / 10000, 0.8589, 8590 / 10000, 0.86]))
+    assert (s["first_epoch_85"], s["first_epoch_published"]) == (2, 4)
 
 
 def test_confusion_matrix_counts_true_by_predicted():
@@ -56,9 +67,24 @@ def test_grad_cam_at_the_last_conv_is_its_class_channel_over_16(cifar):
     model(inputs)
     hook.remove()
     class_channel = captured[0][torch.arange(8), torch.as_tensor(labels)]
-    expected = torch.nn.functional.interpolate(torch.relu(class_channel)[:, None] / 16, size=(32, 32), mode="bilinear")
+    row = layer_row(receptive_field_table(model), "block4.4")
+    expected = on_the_image(torch.relu(class_channel)[:, None] / 16, row, 32)
     np.testing.assert_allclose(grad_cam(model, inputs, labels), expected[:, 0].numpy(), atol=1e-6)
     assert grad_cam(model, inputs, labels, layer="block3.4").shape == (8, 32, 32)  # from an 8x8 layer
+
+
+@pytest.mark.parametrize("layer", ["block4.4", "block3.4", "block2.8"])  # 4x4, 8x8, 16x16
+def test_a_units_grad_cam_value_sits_where_its_field_is_centred(layer):
+    row = layer_row(receptive_field_table(Net()), layer)
+    for unit in range(row["n_out"]):
+        maps = torch.zeros(1, 1, row["n_out"], row["n_out"])
+        maps[0, 0, unit, unit] = 1
+        placed = on_the_image(maps, row, 32)[0, 0]
+        centre = sum(unit_field(row, unit)) / 2  # the receptive-field code's centre of this unit's field
+        assert centre == round(centre) and placed[round(centre), round(centre)] == pytest.approx(1)
+        if 0 < unit < row["n_out"] - 1:  # beyond the edge units' centres their values go on to the border
+            peak = (placed > placed.max() - 1e-5).nonzero().float().mean(0)
+            assert peak.tolist() == [centre, centre]
 
 
 def test_a_recorded_command_reads_as_it_is_typed_today():
@@ -80,3 +106,8 @@ def test_the_readmes_headline_says_what_the_reference_history_holds():
     assert f"{s['last_acc']:.2%} after 100 epochs, 85.9% first reached at epoch {reached}" in readme
     assert f"exactly {round(history['epochs'][reached - 1]['test_acc'] * 10_000):,} of 10,000" in readme
     assert f"{at_or_above} of the {len(after)} epochs from {reached} on are at or above it" in readme
+
+
+def test_notebook_5s_sentence_train_accuracy_stays_below_test_accuracy_in_every_epoch_of_the_reference_run():
+    epochs = load_history(ROOT / REFERENCE)["epochs"]
+    assert len(epochs) == 100 and all(r["train_acc"] < r["test_acc"] for r in epochs)

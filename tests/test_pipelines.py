@@ -7,8 +7,10 @@ import torch
 from scipy import stats
 
 from helpers.augment import augmentations, train_transform
-from helpers.config import TrainConfig
+from helpers.config import TrainConfig, mean_fill
+from helpers.data import CIFAR10Data
 from helpers.pipelines import (
+    GRAY_WEIGHTS,
     AugmentParams,
     DeviceLoader,
     affine_warp,
@@ -17,7 +19,7 @@ from helpers.pipelines import (
     make_loaders,
     sample_params,
 )
-from helpers.training import settle
+from helpers.training import epoch_seed, settle
 
 N = 3000
 CENTRE = np.array([15.5, 15.5])
@@ -180,3 +182,71 @@ def test_the_albumentations_batches_depend_on_the_seed_and_not_on_the_worker_cou
     alone = first_batches(seed=5, workers=0)
     torch.testing.assert_close(first_batches(seed=5, workers=2), alone, atol=0, rtol=0)
     assert not torch.equal(first_batches(seed=6, workers=0), alone)
+
+
+# The joint distribution of the four transforms, decided from what each pipeline's training loader yields, on a
+# probe image whose every transform leaves its own mark: left half red, right half blue (a flip swaps them, and
+# they stay apart in gray: 76 and 29), and a cutout hole the only place of the mean colour (or its gray).
+PROBE = np.zeros((32, 32, 3), np.uint8)
+PROBE[:, :16, 0], PROBE[:, 16:, 2] = 255, 255
+COMBINATIONS = 16  # flip, affine, cutout, gray: each applied or not
+JOINT_N = 2048
+
+
+def gray(images: np.ndarray) -> np.ndarray:
+    return np.repeat(np.rint(images.astype(float) @ GRAY_WEIGHTS)[..., None], 3, axis=-1)
+
+
+def decided(images: np.ndarray, fill) -> np.ndarray:
+    """(flip, affine, cutout, gray) for each augmented probe (uint8 HWC, as floats), read from the pixels alone."""
+    decisions = []
+    for image in images:
+        grey = np.abs(np.diff(image, axis=-1)).max() <= 1
+        holes = [np.abs(image - colour).max(-1) <= 1 for colour in (np.array(fill), gray(np.array([fill]))[0])]
+        hole = holes[1] if grey else holes[0]
+        assert hole.sum() in (0, 256), hole.sum()  # one 16x16 hole, or none
+        candidates = [PROBE, PROBE[:, ::-1]]  # not flipped, flipped
+        if grey:
+            candidates = [gray(candidate) for candidate in candidates]
+        distances = [np.abs(image - candidate)[~hole].max() for candidate in candidates]
+        affine = min(distances) > 1
+        if affine:  # rotated at most 45 degrees: each half still mostly its own colour
+            red = image[..., 0] > 52 if grey else image[..., 0] > image[..., 2]
+            flip = red[:, :16][~hole[:, :16]].mean() < red[:, 16:][~hole[:, 16:]].mean()
+        else:
+            flip = distances[1] < distances[0]
+        decisions.append((flip, affine, hole.any(), grey))
+    return np.array(decisions)
+
+
+def joint_counts(decisions: np.ndarray) -> np.ndarray:
+    """How often each of the 16 combinations occurred (flip is the highest bit)."""
+    return np.bincount(decisions.astype(int) @ [8, 4, 2, 1], minlength=COMBINATIONS)
+
+
+@pytest.fixture(scope="module")
+def probe_decisions(cifar):
+    """Each pipeline's training loader run over JOINT_N probes, as training runs it: {pipeline: decisions}."""
+    probes = CIFAR10Data(np.repeat(PROBE[None], JOINT_N, 0), np.zeros(JOINT_N, np.int64), PROBE[None],
+                         np.zeros(1, np.int64), cifar.classes, cifar.mean, cifar.std)  # fmt: skip
+    mean, std = np.array(cifar.mean), np.array(cifar.std)
+    decisions = {}
+    for pipeline in ("albumentations", "fast"):
+        loader, _ = make_loaders(probes, settle(TrainConfig(pipeline=pipeline, device="cpu", channels_last=False)))
+        loader.set_seed(epoch_seed(1, 1))
+        images = torch.cat([batch for batch, _ in loader]).permute(0, 2, 3, 1).numpy()
+        pixels = np.rint((images * std + mean) * 255)  # what the network sees, back in uint8 steps
+        decisions[pipeline] = decided(pixels, mean_fill(cifar.mean))
+    return decisions
+
+
+@pytest.mark.parametrize("pipeline", ["albumentations", "fast"])
+def test_the_four_transforms_are_drawn_independently_all_16_combinations_equally_often(probe_decisions, pipeline):
+    counts = joint_counts(probe_decisions[pipeline])
+    assert counts.min() > 0, counts  # every combination occurs (the coupled seeding left 8 of 16 empty)
+    assert stats.chisquare(counts).pvalue > 0.001, counts  # each with probability 1/16
+
+
+def test_both_pipelines_draw_the_same_joint_distribution(probe_decisions):
+    table = [joint_counts(probe_decisions[pipeline]) for pipeline in ("albumentations", "fast")]
+    assert stats.chi2_contingency(table).pvalue > 0.001, table

@@ -4,7 +4,7 @@ import numpy as np
 
 from helpers.augment import demo_transforms
 from helpers.model import Net
-from helpers.plots import grad_cam_gallery, receptive_field_growth, show_images
+from helpers.plots import confusion_matrix_plot, grad_cam_gallery, receptive_field_growth, show_images
 from helpers.receptive_field import receptive_field_table
 
 
@@ -39,3 +39,16 @@ def test_show_images_shows_each_transform_on_the_same_images(cifar):
     assert [ax.get_title() for ax in figure.axes[: len(transforms)]] == list(transforms)  # first row
     original, flipped = figure.axes[0].images[0].get_array(), figure.axes[1].images[0].get_array()
     np.testing.assert_array_equal(np.asarray(flipped), np.asarray(original)[:, ::-1])
+
+
+def test_the_confusion_matrix_figure_has_true_classes_down_and_predictions_across():
+    matrix = np.array([[5, 1, 0], [7, 2, 0], [0, 0, 9]])  # 7 images of class "b" taken for "a"
+    figure = confusion_matrix_plot(matrix, ["a", "b", "c"])
+    ax = figure.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), matrix)  # row = true, column = predicted
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("true", "predicted")
+    assert (
+        [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"] == [t.get_text() for t in ax.get_xticklabels()]
+    )
+    counts = {(text.get_position()[1], text.get_position()[0]): text.get_text() for text in ax.texts}  # (row, col)
+    assert counts[(1, 0)] == "7" and counts[(0, 1)] == "1"

@@ -13,6 +13,7 @@ from helpers.receptive_field import (
     effective_field,
     explorer,
     gradient_map,
+    layer_row,
     measured_field_size,
     nearest_unit,
     receptive_field_table,
@@ -60,10 +61,14 @@ def test_net_table_matches_hand_computation():
 
 def test_markdown_has_one_line_per_row_with_every_field():
     lines = to_markdown(receptive_field_table(Net())).splitlines()
-    assert lines[0] == "| layer | " + " | ".join(FIELDS[1:-1]) + " | sees all |" and len(lines) == 2 + len(NET_BY_HAND)
+    header = "| layer | " + " | ".join(FIELDS[1:-2]) + " | sees all | sees none |"
+    assert lines[0] == header and len(lines) == 2 + len(NET_BY_HAND)
     # the dilated row: 16x16, 64 -> 32 channels, padding 2, kernel 3, stride 1, dilation 2, jump 2, field 11 -> 19,
-    # the first unit's field centred on pixel 0, narrower than the image, so no unit sees all of it
-    assert "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 | 0.0 |  | 0/256 |" in lines
+    # the first unit's field centred on pixel 0, narrower than the image, so no unit sees all of it; every unit sees
+    # some pixels (the pool before it has 31 units that see none, but their neighbours do)
+    assert (
+        "| block2.8 (Conv2d) | 16 | 16 | 64 | 32 | 2 | 3 | 1 | 2 | 2 | 2 | 11 | 19 | 0.0 |  | 0/256 | 0/256 |" in lines
+    )
     wider = [line.split(" ")[1] for line in lines[2:] if "| yes |" in line]
     assert wider == ["block3.3", "block3.4", "block3.8", "block4.0", "block4.4", "block4.5"]  # 39 px and more
 
@@ -212,3 +217,27 @@ def test_the_explorer_opens_on_the_dilated_layer_and_works_on_a_model_without_on
     plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, stride=2), nn.Conv2d(8, 10, 3), nn.Flatten(1))
     controls = explorer(plain, inputs, images, [0, 1, 2], classes).children
     assert controls[0].value == "1" and controls[3].value == 2  # the middle row; the last of 3 images
+
+
+def test_the_units_that_see_no_pixel_are_those_whose_value_no_image_changes():
+    model = Net().eval()
+    rows = receptive_field_table(model)
+    outputs = {}
+    hooks = [dict(model.named_modules())[row["module"]].register_forward_hook(
+        lambda module, args, out, name=row["module"]: outputs.setdefault(name, []).append(out)) for row in rows]  # fmt: skip
+    with torch.no_grad():
+        for seed in (0, 1):
+            model(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed)))
+    for hook in hooks:
+        hook.remove()
+    for row in rows:
+        first, second = outputs[row["module"]]
+        unchanged = (first == second).all(1)[0]  # (n, n): every channel the same for two random images
+        blind = torch.zeros_like(unchanged)
+        blind[row["blind"], :] = blind[:, row["blind"]] = True
+        assert torch.equal(unchanged, blind), row["label"]
+        assert row["sees_none"] == f"{int(blind.sum())}/{row['n_out'] ** 2}"
+    assert layer_row(rows, "pool")["sees_none"] == "31/256" and layer_row(rows, "pool")["blind"] == [0]
+    view = unit_view(model, torch.randn(1, 3, 32, 32), np.zeros((1, 32, 32, 3), np.uint8), [0], list("0123456789"),
+                     "pool", y=0, x=20, index=0)  # fmt: skip
+    assert "sees no pixel" in view.axes[1].get_title()

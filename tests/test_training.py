@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from helpers import UserError, training
+from helpers.analysis import trained_model
 from helpers.config import PIPELINES
 from helpers.machinery.checkpoint import load_checkpoint, load_history
-from helpers.training import TrainingDiverged, divergence, settle
+from helpers.pipelines import AlbumentationsLoader, DeviceLoader, make_loaders
+from helpers.training import Trainer, TrainingDiverged, divergence, epoch_seed, settle
 from runs import SMOKE_CONFIG, TWO_EPOCHS, copy_of, interrupt, train, without_seconds
 
 
@@ -17,6 +19,7 @@ def test_a_run_saves_what_it_returns(learning_runs):
     history, folder = learning_runs["albumentations"]  # that it learns: tests/test_pipelines.py, for both pipelines
     assert load_history(folder) == history
     assert history["meta"]["device"].startswith("CPU") and history["meta"]["train_images"] == 2000
+    assert history["meta"]["fp32"] == "IEEE fp32"  # what fp32 arithmetic was: TF32 on a GPU would say so
     checkpoint = load_checkpoint(folder)  # weights_only=True
     assert checkpoint["epoch"] == 1 and checkpoint["history"] == history["epochs"]
 
@@ -134,3 +137,25 @@ def test_notebook_4_loads_a_finished_run_continues_an_unfinished_one_and_replace
     unfinished = copy_of(two_epochs["fast"][2], tmp_path, "unfinished")
     continued = training.fit_or_load(settle(replace(config, out=str(unfinished))), smoke_data)
     assert without_seconds(continued) == without_seconds(two_epochs["fast"][0])  # epoch 2 trained, as in one go
+
+
+def test_each_epoch_draws_from_its_own_seed(smoke_data, tmp_path, monkeypatch):
+    seeds = []
+    for loader in (AlbumentationsLoader, DeviceLoader):
+        real = loader.set_seed
+        monkeypatch.setattr(loader, "set_seed", lambda self, seed, real=real: seeds.append(seed) or real(self, seed))
+    small = replace(smoke_data, train_images=smoke_data.train_images[:64], train_labels=smoke_data.train_labels[:64])
+    for pipeline in PIPELINES:
+        seeds.clear()
+        train(replace(TWO_EPOCHS, pipeline=pipeline, out=str(tmp_path / pipeline)), small)
+        assert seeds == [epoch_seed(1, 1), epoch_seed(1, 2)] and seeds[0] != seeds[1]
+
+
+def test_each_epochs_test_figures_are_the_saved_model_on_the_test_images(learning_runs, small_cifar):
+    for history, folder in learning_runs.values():
+        checkpoint = load_checkpoint(folder)
+        run = settle(checkpoint.config)
+        _, test_loader = make_loaders(small_cifar, run)
+        loss, accuracy = Trainer(trained_model(checkpoint), run).evaluate(test_loader)
+        last = history["epochs"][-1]
+        assert accuracy == last["test_acc"] and loss == pytest.approx(last["test_loss"], rel=1e-6)

@@ -1,5 +1,5 @@
-"""The hardware behind a run: its device checked against what torch sees, its name for the record, and the
-precision it runs fastest in (helpers.config.settle asks)."""
+"""The hardware behind a run: its device checked against what torch sees, its name for the record, the
+precision it runs fastest in (helpers.training.settle asks), and what its fp32 arithmetic is."""
 
 import os
 import platform
@@ -45,3 +45,19 @@ def auto_precision(device: torch.device) -> str:
         major, _ = torch.cuda.get_device_capability(device)
         return "bf16" if major >= 8 else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def fp32_arithmetic(device: torch.device, precision: str) -> str:
+    """What float32 operations of a run on `device` compute in, for its record: "IEEE fp32", or "TF32" where torch
+    lets cuDNN convolutions and matmuls on CUDA GPUs of compute capability 8.0 and newer drop to 10-bit mantissas.
+
+    A run in fp32 makes them IEEE fp32 (cuDNN allows TF32 by default), so that fp32 means fp32 on every device;
+    autocast runs (bf16, fp16) keep torch's defaults for the few operations they leave in fp32.
+    """
+    if device.type != "cuda":
+        return "IEEE fp32"
+    if precision == "fp32":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    tf32 = torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
+    return "TF32" if tf32 and torch.cuda.get_device_capability(device)[0] >= 8 else "IEEE fp32"

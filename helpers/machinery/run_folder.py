@@ -25,12 +25,13 @@ LOCK = ".lock"
 LEFTOVER = re.compile(rf"\.({re.escape(CHECKPOINT)}|{re.escape(HISTORY)})\.[a-z0-9_]{{8}}")
 
 
-def session(device_name: str) -> dict:
-    """Provenance of this process: device, command, start time, torch version."""
+def session(device_name: str, fp32: str) -> dict:
+    """Provenance of this process: device, what its fp32 arithmetic is, command, start time, torch version."""
     import torch
 
     return {
         "device": device_name,
+        "fp32": fp32,
         "command": " ".join([program_name(), *sys.argv[1:]]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": str(torch.__version__),
@@ -149,6 +150,7 @@ class RunFolder:
         self,
         config: TrainConfig,
         device_name: str,
+        fp32: str,
         train_images: int,
         test_images: int,
         resume: Checkpoint | None = None,
@@ -156,7 +158,7 @@ class RunFolder:
         """Start the run's history, or continue `resume`'s: continued in place, history.json is rewritten from
         the checkpoint at once, which also repairs one left an epoch short by a crash between the two writes;
         continued into another folder, nothing is written there before an epoch commits."""
-        this_session = session(device_name)
+        this_session = session(device_name, fp32)
         meta = {**this_session, "train_images": train_images, "test_images": test_images}
         self.history = {"meta": meta, "config": asdict(config), "epochs": []}
         if resume is not None:

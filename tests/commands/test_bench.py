@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 
+from helpers import timing
 from helpers.commands import bench
 from helpers.timing import estimate
 from helpers.training import settle
 from running import ROOT, invoke, one_line
-from runs import SMOKE_CONFIG
+from runs import SMOKE_CONFIG, TWO_EPOCHS
 
 
 def test_bench_dry_run_writes_its_table_over_an_earlier_benchmarks(data_root, tmp_path):
@@ -25,19 +26,30 @@ def test_bench_dry_run_writes_its_table_over_an_earlier_benchmarks(data_root, tm
     assert all(figures["train_images_per_s"] > 0 for figures in report["pipelines"].values())
 
 
-def test_the_estimate_before_training_includes_the_full_recipe_at_the_recipes_batch(smoke_data):
-    text = estimate(settle(replace(SMOKE_CONFIG, batch_size=64)), smoke_data)
-    assert (
-        text.startswith("about ")
-        and "for 1 epoch(s) here" in text
-        and "100 epochs of 50,000 images) would take" in text
-    )
-    assert "would take" not in estimate(
-        settle(SMOKE_CONFIG), smoke_data
-    )  # batch 16: its rate says nothing of the recipe's
-    whole = estimate(settle(SMOKE_CONFIG), smoke_data, lr_test_steps=30)  # notebook 4: the LR range test too
-    assert whole.startswith("about ") and "for this notebook here: " in whole
-    assert "for 1 epoch(s), at most " in whole and "for the LR range test's 30 steps" in whole
+def test_the_estimate_times_fresh_passes_and_includes_the_full_recipe_at_the_recipes_batch(smoke_data, tmp_path):
+    fresh = replace(SMOKE_CONFIG, out=str(tmp_path / "fresh"))
+    data = replace(smoke_data, train_images=smoke_data.train_images[:192], train_labels=smoke_data.train_labels[:192],
+                   test_images=smoke_data.test_images[:64], test_labels=smoke_data.test_labels[:64])  # fmt: skip
+    text = estimate(settle(replace(fresh, batch_size=64)), data)
+    assert text.startswith("about ") and " for 1 epoch(s) (measured: 3 steps from a fresh pass, median of 3)" in text
+    assert "100 epochs of 50,000 images) would take" in text
+    whole = estimate(settle(replace(fresh, pipeline="fast")), data, lr_test_steps=30)  # notebook 4's
+    assert "(measured: 12 steps" in whole  # batches of 16: all 192 images, less than one chunk of the fast pipeline
+    assert " for 1 epoch(s); at most " in whole and "for the LR range test's 30 steps" in whole
+    assert "would take" not in whole  # batch 16: its rate says nothing of the recipe's
+
+
+def test_the_estimate_says_what_notebook_4_will_do_with_a_run_folder(two_epochs, smoke_data, monkeypatch):
+    rates = {"train_images_per_s": 100.0, "eval_images_per_s": 200.0, "steps": 16}
+    monkeypatch.setattr(timing, "timed_passes", lambda run, data: rates)  # the measuring is tested above
+    config = replace(TWO_EPOCHS, pipeline="fast")
+    _, finished, unfinished = two_epochs["fast"]
+    text = estimate(settle(replace(config, out=str(finished))), smoke_data, lr_test_steps=30)
+    assert text.startswith(f"about 5 s here: loads the finished run in {finished} and trains nothing; at most 5 s")
+    text = estimate(settle(replace(config, out=str(unfinished))), smoke_data)
+    assert text.startswith(f"about 6 s here: 6 s to continue the run in {unfinished}: its last 1 of 2 epoch(s)")
+    text = estimate(settle(replace(config, seed=9, out=str(finished))), smoke_data)  # a run of other settings
+    assert text.startswith("about 12 s here: 12 s for 2 epoch(s)")  # 500 / 100 + 200 / 200 s an epoch
 
 
 @pytest.mark.parametrize("mine", ['{"x": 1}', "notes", '{"command": "python -m helpers bench"}'])

@@ -24,3 +24,17 @@ def test_cuda_precision_follows_the_compute_capability(monkeypatch, capability, 
 def test_cpu_precision_is_bf16_only_with_native_bf16(monkeypatch, native, expected):
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
     assert auto_precision(CPU) == expected
+
+
+@pytest.mark.parametrize("precision, expected", [("fp32", "IEEE fp32"), ("bf16", "TF32"), ("fp16", "TF32")])
+def test_fp32_means_ieee_fp32_on_a_gpu_and_the_record_says_what_was_used(monkeypatch, precision, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # an H100/H200
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True  # torch's default: cuDNN convolutions may run fp32 in TF32
+    try:
+        assert hardware.fp32_arithmetic(CUDA, precision) == expected
+        tf32_off = not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert tf32_off == (precision == "fp32")
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    assert hardware.fp32_arithmetic(CPU, precision) == "IEEE fp32"

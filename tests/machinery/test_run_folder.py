@@ -71,7 +71,7 @@ def test_overwrite_replaces_only_the_runs_own_files(tmp_path):
     with pytest.raises(UserError, match="is not empty .*notes.txt.*--overwrite"):
         RunFolder(tmp_path).open()
     run = RunFolder(tmp_path).open(overwrite=True)
-    run.begin(TrainConfig(), "test device", 1, 1)
+    run.begin(TrainConfig(), "test device", "IEEE fp32", 1, 1)
     run.append({"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5, "seconds": 1.0},
                {"model": {}})  # fmt: skip
     run.close()
