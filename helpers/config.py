@@ -192,8 +192,8 @@ def with_preset(config: TrainConfig, name: str) -> TrainConfig:
 
 
 class Settled(NamedTuple):
-    """A configuration checked once and resolved for its hardware (helpers.training.settle makes it): what training, the
-    pipelines and the Trainer take, and check nothing again."""
+    """A configuration checked once and resolved for its hardware (helpers.training.settle makes it): what
+    training, the pipelines and the Trainer take, and check nothing again."""
 
     config: TrainConfig  # valid, with pipeline and precision resolved (never 'auto')
     device: "torch.device"
