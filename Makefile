@@ -25,7 +25,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements.txt $(QUIET)
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e . $(QUIET)
-	$(PY) -c "import helpers, torch, albumentations, torchsummary, captum, pyarrow, nbclient, jupyterlab"
+	$(PY) -c "import helpers, torch, albumentations, torchsummary, captum, pyarrow, nbclient, nbval, jupyterlab"
 	touch $@
 
 # Colab's own package set (requirements-colab.txt, from googlecolab/backend-info) on Python 3.13, as Colab has.
@@ -44,11 +44,13 @@ lint: setup
 	$(VENV)/bin/ruff check helpers tests scripts
 	$(VENV)/bin/ruff format --check helpers tests scripts
 
-# Unit tests, then each of the five notebooks once, as in Colab (notebook 4 in smoke mode: one short epoch), and
-# JupyterLab started as `make lab` starts it.
+# Unit tests, then each of the five notebooks once with nbval (notebook 4 in smoke mode: one short epoch; the cells
+# tagged nbval-check-output must show their committed output), then JupyterLab started as `make lab` starts it.
+NBVAL := -p no:cacheprovider --nbval-lax --nbval-current-env
 test: setup
 	$(PY) -m pytest -q -m "not notebooks and not lab" tests
-	$(PY) -m pytest -q -m "notebooks or lab" tests
+	SMOKE=1 $(PY) -m pytest -q $(NBVAL) notebooks
+	$(PY) -m pytest -q -m lab tests
 	@echo "(the same notebooks on Colab's own package set: make colab-check; last result in docs/colab.md)"
 
 # The five notebooks as in Colab, on Colab's package set: each once, its set-up cell installing only what Colab

@@ -201,9 +201,13 @@ class Settled(NamedTuple):
 
 def sized_for(run: Settled, choice="auto") -> Settled:
     """`run` sized by notebook 4's RUN: a preset name, or 'auto': the recipe on a GPU and the preview on a
-    CPU, where the recipe takes hours."""
+    CPU, where the recipe takes hours. A smoke run (the tests') goes to its own folder beside the run's, so
+    that it never meets, nor replaces, a run a learner trained there."""
     if choice not in RUNS:
         raise UserError(f"RUN must be one of {', '.join(RUNS)}, got {choice!r}")
     if choice == "auto":
         choice = "recipe" if run.device.type == "cuda" else "preview"
-    return Settled(with_preset(run.config, choice), run.device)
+    config = with_preset(run.config, choice)
+    if choice == "smoke":
+        config = replace(config, out=f"{config.out.rstrip('/')}-smoke")
+    return Settled(config, run.device)

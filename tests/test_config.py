@@ -34,10 +34,15 @@ def test_notebook_runs_are_sized_for_the_device():
     on_cpu, on_gpu = Settled(config, CPU), Settled(config, CUDA)  # only the type is asked: no GPU needed
     assert sized_for(on_cpu) == Settled(replace(config, **PREVIEW), CPU)
     assert sized_for(on_gpu) == on_gpu  # the recipe
+    smoke = replace(config, **SMOKE, out="runs/latest-smoke")  # beside the run folder: never the learner's run
     assert (
         sized_for(on_gpu, "smoke")
-        == Settled(replace(config, **SMOKE), CUDA)
-        == Settled(with_preset(config, "smoke"), CUDA)
+        == Settled(smoke, CUDA)
+        == Settled(replace(with_preset(config, "smoke"), out=smoke.out), CUDA)
+    )
+    assert (
+        sized_for(Settled(replace(config, out="../runs/notebook/"), CPU), "smoke").config.out
+        == "../runs/notebook-smoke"
     )
     with pytest.raises(UserError, match="RUN must be one of auto, recipe, preview, smoke, got 'full'"):
         sized_for(on_cpu, "full")

@@ -49,12 +49,24 @@ def badge(url: str | None, notebook: str) -> str:
 
 def setup_cell(url: str | None) -> str:
     """Five lines: in Colab, clone the project once into COLAB_DIR and import it from there; everywhere,
-    helpers.machinery.setup() (Colab's missing packages, one-line errors, where the data comes from)."""
+    helpers.commands.setup() (Colab's missing packages, one-line errors, where the data comes from)."""
     return f"""import os, sys  # set-up, safe to run twice: in Colab, fetch the project once
 if 'google.colab' in sys.modules and not os.path.isdir({COLAB_DIR!r}):
     !git clone -q --depth 1 {url or PLACEHOLDER} {COLAB_DIR}
 sys.path.insert(0, {COLAB_DIR!r})  # Colab's copy of the project (no such folder elsewhere)
 from helpers.commands import setup; setup()"""
+
+
+def colab_test_cell() -> str:
+    """The cell a learner pastes into a Colab GPU runtime after the set-up cell (README, docs/colab.md): nbval, the
+    one thing Colab lacks for it (at the version requirements.txt pins), then the five notebooks as tests, notebook 4
+    one short epoch (SMOKE=1; without it, notebook 4 trains the recipe on the GPU)."""
+    from helpers.commands.notebook import pinned_versions
+
+    return (
+        f"!pip install -q nbval=={pinned_versions()['nbval']}\n"
+        f"!cd {COLAB_DIR} && SMOKE=1 python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks"
+    )
 
 
 def first_cells(url: str | None, notebook: str) -> list[dict]:
