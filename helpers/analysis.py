@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.config import ACCURACY, NUM_CLASSES
+from helpers import UserError
+from helpers.config import ACCURACY, BATCH_SIZE, EPOCHS, MAX_LR, NUM_CLASSES, PUBLISHED_LOG
 from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, restore_model
 from helpers.machinery.checkpoint import load_history as load_history  # notebook 5 reads a run with these two
 from helpers.model import Net
@@ -50,6 +51,60 @@ def summary_line(history: dict) -> str:
         f"best test accuracy {s['best_acc']:.2%} (epoch {s['best_epoch']}), "
         f"last {s['last_acc']:.2%} (epoch {s['last_epoch']}), in {s['precision']}"
     )
+
+
+def finished_history(folder):
+    """The history of the finished run in `folder` (notebook 4's), or None: no run there, or not finished."""
+    try:
+        history = load_history(folder)
+    except UserError:
+        return None
+    return history if len(history["epochs"]) == history["config"]["epochs"] else None
+
+
+def is_recipe(history: dict) -> bool:
+    """Whether a run trained the published recipe: all 50,000 images, 100 epochs, batch 64, max_lr 0.017
+    (evaluated on all 10,000 test images)."""
+    config = history["config"]
+    recipe = {"subset": None, "test_subset": None, "epochs": EPOCHS, "batch_size": BATCH_SIZE, "max_lr": MAX_LR}
+    return all(config[name] == value for name, value in recipe.items())
+
+
+def run_size(history: dict) -> str:
+    config = history["config"]
+    return f"{config['epochs']} epoch(s) of {config['subset'] or 50_000:,} images"
+
+
+def verdict(yours) -> str:
+    """One sentence: did the learner's finished run (a history, or None) reproduce the published result?"""
+    if yours is None:
+        return "No finished run of notebook 4 yet: the reference run is analysed below. Train one to compare it."
+    if not is_recipe(yours):
+        return (f"Your run is a preview ({run_size(yours)}), not the recipe: it is shown, not compared with the "
+                f"published {ACCURACY:.1%}.")  # fmt: skip
+    s = run_summary(yours)
+    where = f"best {s['best_acc']:.2%} (epoch {s['best_epoch']}; published best {PUBLISHED_LOG['best_acc']:.2%})"
+    if s["first_epoch_published"] is None:
+        outcome = f"Your run did not reproduce the published {ACCURACY:.1%} within {s['epochs']} epochs: {where}."
+    else:
+        outcome = (f"Your run reproduced the published result: {ACCURACY:.1%} first at epoch "
+                   f"{s['first_epoch_published']} (published: {PUBLISHED_LOG['first_epoch_published']}), {where}.")  # fmt: skip
+    return outcome + " How far seeds spread is not measured yet, so whether it lies within that spread is unknown."
+
+
+def milestones(named: dict) -> str:
+    """A markdown table of each run's milestones ({name: history}), then the published log's."""
+    lines = ["| run | trained | first at 85% | first at 85.9% | best | last |", "|---|---|---:|---:|---:|---:|"]
+    for name, history in named.items():
+        s = run_summary(history)
+        kind = "" if is_recipe(history) else " (a preview)"
+        first = [s[key] if s[key] is not None else "not reached" for key in ("first_epoch_85", "first_epoch_published")]
+        lines.append(f"| {name}{kind} | {run_size(history)}, {s['device']}, {s['precision']} | {first[0]} | {first[1]} "
+                     f"| {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} |")  # fmt: skip
+    log = PUBLISHED_LOG
+    lines.append(f"| published log | 100 epoch(s) of 50,000 images | {log['first_epoch_85']} | "
+                 f"{log['first_epoch_published']} | {log['best_acc']:.2%} | |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def recorded_command(meta: dict) -> str:

@@ -144,6 +144,17 @@ def training_curves(history: dict, title=""):
     return fig
 
 
+def compare_curves(named: dict):
+    """Test accuracy per epoch of each run ({name: history}), with the published 85.9% marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, history in named.items():
+        ax.plot([r["epoch"] for r in history["epochs"]], [100 * r["test_acc"] for r in history["epochs"]], label=name)
+    ax.axhline(100 * ACCURACY, color="grey", linestyle="--", linewidth=1, label=f"published {ACCURACY:.1%}")
+    ax.set_xlabel("epoch"), ax.set_ylabel("test accuracy (%)"), ax.legend(), ax.set_title("test accuracy")
+    fig.tight_layout()
+    return fig
+
+
 def schedule_plot(schedule: dict, history=None):
     """The one-cycle learning rate and momentum over every step (schedule.one_cycle); with a run's
     history, the learning rate it recorded at the end of each epoch, on the same curve."""

@@ -1,6 +1,6 @@
-"""How long a run takes here: a few training steps measured (`measure`), and from them the time of a run and
-of the full recipe (`estimate`, notebook 4's first figure). The benchmark (python -m helpers bench) measures the
-same way, longer."""
+"""How long training takes here, measured: `measure`, the steady rate of a few steps after a warm-up (the benchmark,
+python -m helpers bench), and `estimate`, notebook 4's first figure, from `timed_passes`: fresh passes over the
+data, as each epoch starts one, with what notebook 4 will really do with its run folder."""
 
 import statistics
 import time

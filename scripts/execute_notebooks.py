@@ -40,10 +40,11 @@ def execute(path: Path):
 if __name__ == "__main__":
     os.environ.pop("MPLBACKEND", None)  # the kernel's own default: inline
     os.environ["FIGURES_DIR"] = str(ROOT / "img")
-    # Notebook 4 trains afresh: it would load the finished run an earlier `make notebooks` left there.
-    shutil.rmtree(ROOT / "runs" / "notebook", ignore_errors=True)
     # Progress bars without their times and rates (tqdm reads TQDM_* variables): a rerun gives the same text.
     os.environ["TQDM_BAR_FORMAT"] = "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}"
     for name in sys.argv[1:]:
+        # No run of notebook 4's in runs/notebook: notebook 4 trains afresh (it would load the finished run an
+        # earlier `make notebooks` left there), and notebook 5 shows what a learner sees before training one.
+        shutil.rmtree(ROOT / "runs" / "notebook", ignore_errors=True)
         print(f"executing {name}", flush=True)
         execute(Path(name).resolve())

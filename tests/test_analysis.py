@@ -6,14 +6,17 @@ import torch
 
 from helpers.analysis import (
     confusion_matrix,
+    finished_history,
     first_epoch_at,
     grad_cam,
+    milestones,
     model_input,
     on_the_image,
     per_class_accuracy,
     recorded_command,
     run_summary,
     trained_model,
+    verdict,
 )
 from helpers.config import ACCURACY
 from helpers.machinery.checkpoint import load_history
@@ -111,3 +114,37 @@ def test_the_readmes_headline_says_what_the_reference_history_holds():
 def test_notebook_5s_sentence_train_accuracy_stays_below_test_accuracy_in_every_epoch_of_the_reference_run():
     epochs = load_history(ROOT / REFERENCE)["epochs"]
     assert len(epochs) == 100 and all(r["train_acc"] < r["test_acc"] for r in epochs)
+
+
+def test_notebook_5_says_whether_a_run_reproduced_the_published_result():
+    assert verdict(None).startswith("No finished run of notebook 4 yet: the reference run is analysed")
+    reached = history([0.80] * 77 + [0.85] * 12 + [0.859, 0.8612] + [0.86] * 9)  # 85% at 78, 85.9% at 90
+    assert verdict(reached).startswith(
+        "Your run reproduced the published result: 85.9% first at epoch 90 (published: 91), "
+        "best 86.12% (epoch 91; published best 86.09%)."
+    )
+    short = history([0.80] * 99 + [0.858])
+    assert verdict(short).startswith("Your run did not reproduce the published 85.9% within 100 epochs: best 85.80%")
+    preview = history([0.3, 0.35, 0.38, 0.40, 0.41])
+    preview["config"]["subset"] = 5000
+    assert verdict(preview) == (
+        "Your run is a preview (5 epoch(s) of 5,000 images), not the recipe: it is shown, not compared with the "
+        "published 85.9%."
+    )
+    table = milestones({"reference": reached, "yours": preview}).splitlines()
+    assert (
+        table[2]
+        == "| reference | 100 epoch(s) of 50,000 images, test device, bf16 | 78 | 90 | 86.12% (epoch 91) | 86.00% |"
+    )
+    assert (
+        table[3].startswith("| yours (a preview) | 5 epoch(s) of 5,000 images")
+        and "not reached | not reached" in table[3]
+    )
+    assert table[4] == "| published log | 100 epoch(s) of 50,000 images | 78 | 91 | 86.09% | |"
+
+
+def test_notebook_5_finds_notebook_4s_run_only_once_it_has_finished(two_epochs, tmp_path):
+    _, finished, unfinished = two_epochs["fast"]
+    assert finished_history(finished) == load_history(finished)
+    assert finished_history(unfinished) is None  # epoch 1 of 2
+    assert finished_history(tmp_path / "nothing here") is None

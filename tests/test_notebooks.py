@@ -1,6 +1,8 @@
 """The notebooks where learners run them: one public address, a Colab kernel (simulated), and `make lab`."""
 
+import contextlib
 import copy
+import io
 import json
 import os
 import re
@@ -60,7 +62,7 @@ FIGURES = {
     "02_augmentation.ipynb": 3,
     "03_model.ipynb": 3,
     "04_train.ipynb": 4,
-    "05_analysis.ipynb": 4,
+    "05_analysis.ipynb": 5,
 }
 MACHINE_PATH = re.compile(r"(?<![\w.])/(home|root|tmp|work|Users|mnt|opt|var|content)/|\b[A-Z]:\\\\")
 # The kernel JupyterLab and Colab start for a Python notebook; a notebook saved with another name turns
@@ -257,3 +259,33 @@ def test_the_colab_test_cell_runs_the_five_notebooks_with_nbval_in_the_clone(ori
         assert result.returncode == 0, (command, result.stdout[-3000:], result.stderr[-3000:])
     assert re.search(r"^\d+ passed", result.stdout.splitlines()[-1]) and "failed" not in result.stdout
     assert (project / "runs" / "notebook-smoke" / "history.json").exists()  # notebook 4 trained in the clone
+
+
+@pytest.mark.parametrize("yours", ["the recipe, finished", "a preview, finished", "the recipe, unfinished", None])
+def test_notebook_5_analyses_a_finished_recipe_run_of_notebook_4_and_names_a_preview(yours, tmp_path, monkeypatch):
+    cells = [cell.source for cell in nbformat.read(ROOT / "notebooks" / "05_analysis.ipynb", as_version=4).cells]
+    choose, compare = (next(source for source in cells if marker in source) for marker in ("RUN = ", "verdict(yours)"))
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "results").symlink_to(ROOT / "results")
+    if yours is not None:  # notebook 4's run: the reference run's history, as if the learner's
+        history = json.loads((ROOT / "results" / "seed1-100ep" / "history.json").read_text())
+        if "preview" in yours:
+            history["config"].update(epochs=5, subset=5000, test_subset=2000)
+            history["epochs"] = history["epochs"][:5]
+        if "unfinished" in yours:
+            history["epochs"] = history["epochs"][:40]
+        (tmp_path / "runs" / "notebook").mkdir(parents=True)
+        (tmp_path / "runs" / "notebook" / "history.json").write_text(json.dumps(history))
+    monkeypatch.chdir(tmp_path / "notebooks")
+    namespace = {}
+    exec(choose, namespace)  # the notebook's own cells
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compare, namespace)
+    analysed = namespace["RUN"].as_posix()
+    if yours == "the recipe, finished":
+        assert analysed == "../runs/notebook" and printed.getvalue().startswith("Your run reproduced the published")
+    elif yours == "a preview, finished":
+        assert analysed == "../results/seed1-100ep" and printed.getvalue().startswith("Your run is a preview (5 epoch")
+    else:
+        assert analysed == "../results/seed1-100ep" and printed.getvalue().startswith("No finished run of notebook 4")

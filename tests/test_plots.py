@@ -1,11 +1,13 @@
 """The figures: each draws what it is given."""
 
 import numpy as np
+import pytest
 
 from helpers.augment import demo_transforms
 from helpers.model import Net
-from helpers.plots import confusion_matrix_plot, grad_cam_gallery, receptive_field_growth, show_images
+from helpers.plots import compare_curves, confusion_matrix_plot, grad_cam_gallery, receptive_field_growth, show_images
 from helpers.receptive_field import receptive_field_table
+from runs import history
 
 
 def test_growth_curve_plots_the_table():
@@ -52,3 +54,10 @@ def test_the_confusion_matrix_figure_has_true_classes_down_and_predictions_acros
     )
     counts = {(text.get_position()[1], text.get_position()[0]): text.get_text() for text in ax.texts}  # (row, col)
     assert counts[(1, 0)] == "7" and counts[(0, 1)] == "1"
+
+
+def test_compared_runs_draw_their_test_accuracy_each():
+    runs = {"a": history([0.5, 0.6]), "b": history([0.55, 0.65, 0.7])}
+    ax = compare_curves(runs).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "published 85.9%"]
+    assert list(ax.lines[1].get_ydata()) == pytest.approx([55, 65, 70]) and list(ax.lines[1].get_xdata()) == [1, 2, 3]
