@@ -10,8 +10,7 @@ import torch.nn.functional as F
 
 from helpers import UserError
 from helpers.config import ACCURACY, BATCH_SIZE, EPOCHS, MAX_LR, NUM_CLASSES, PUBLISHED_LOG
-from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, restore_model
-from helpers.machinery.checkpoint import load_history as load_history  # notebook 5 reads a run with these two
+from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, load_history, restore_model  # notebook 5's too
 from helpers.model import Net
 from helpers.pipelines import device_loader
 from helpers.receptive_field import layer_row, receptive_field_table
