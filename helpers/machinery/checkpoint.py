@@ -27,6 +27,8 @@ EPOCH_RANGES = {
 }
 # The settings every saved run records (and "precision", or "amp" before --precision existed).
 SAVED_SETTINGS = ("epochs", "batch_size", "max_lr", "momentum", "seed", "pipeline")
+# The optimizer's settings that OneCycleLR sets and steps (the rest must be what the run builds).
+SCHEDULED = {"lr", "momentum", "initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum"}
 # Far more than any run writes (a 10,000-epoch history is about 2 MB; a checkpoint about 1 MB).
 MAX_HISTORY_BYTES, MAX_CHECKPOINT_BYTES = 64 * 2**20, 256 * 2**20
 
@@ -220,6 +222,9 @@ def restore_training(checkpoint: Checkpoint, model, optimizer, scheduler, scaler
             f"its schedule took {saved.get('last_epoch')!r} steps, not the "
             f"{checkpoint['epoch'] * steps_per_epoch} of its {checkpoint['epoch']} epoch(s)",
         )
+    # What the run's optimizer is built with (nesterov, weight decay, dampening, ...), to hold the loaded one to;
+    # lr and momentum are the schedule's, checked below and by the schedule's own state.
+    built = [{key: value for key, value in group.items() if key not in SCHEDULED} for group in optimizer.param_groups]
     try:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(saved)
@@ -229,6 +234,11 @@ def restore_training(checkpoint: Checkpoint, model, optimizer, scheduler, scaler
         raise _not_from_train(
             checkpoint.path, "checkpoint", f"its optimizer state does not fit ({type(error).__name__})"
         ) from None
+    for group, settings in zip(optimizer.param_groups, built, strict=True):
+        changed = sorted(key for key, value in settings.items() if key != "params" and group.get(key) != value)
+        if changed:
+            found = ", ".join(f"{key}={group.get(key)!r}" for key in changed)
+            raise _not_from_train(checkpoint.path, "checkpoint", f"its optimizer has {found}, not these settings'")
     for group in optimizer.param_groups:  # what load_state_dict takes without a look, checked before an epoch
         if not all(finite_number(group.get(key)) for key in ("lr", "momentum")):
             raise _not_from_train(checkpoint.path, "checkpoint", "its learning rate or momentum is not a finite number")

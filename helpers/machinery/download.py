@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -178,11 +179,22 @@ def from_cache(root: Path) -> dict | None:
         return None
     try:
         with np.load(path) as saved:
-            return {
-                split: official_order(split, saved[f"{split}_images"], saved[f"{split}_labels"]) for split in SPLITS
-            }
-    except (MirrorError, OSError, ValueError, KeyError):
+            arrays = {split: (saved[f"{split}_images"], saved[f"{split}_labels"]) for split in SPLITS}
+        if not all(cifar10_shaped(*pair) for pair in arrays.values()):  # checked as arrays, not only as bytes
+            return None
+        return {split: official_order(split, *pair) for split, pair in arrays.items()}
+    except (MirrorError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: download again
         return None
+
+
+def cifar10_shaped(images: np.ndarray, labels: np.ndarray) -> bool:
+    """uint8 images of shape (N, 32, 32, 3) and N integer labels: what the rest of the project reads."""
+    return (
+        images.dtype == np.uint8
+        and images.shape[1:] == (32, 32, 3)
+        and np.issubdtype(labels.dtype, np.integer)
+        and labels.shape == images.shape[:1]
+    )
 
 
 def digests(splits: dict) -> dict:
@@ -194,19 +206,38 @@ def digests(splits: dict) -> dict:
     return values
 
 
-def write_digests(root: Path):
-    """Compute the digests this module checks against, from the official files under `root`."""
+def write_digests(root: Path) -> bool:
+    """Compute the digests this module checks against from the official files under `root`, and write them
+    safely (files.write_atomically), unless DIGESTS already holds the same: returns whether it wrote."""
     from torchvision.datasets import CIFAR10
 
     splits = {}
     for split in SPLITS:
-        official = CIFAR10(str(root), train=split == "train", download=False)
+        try:
+            official = CIFAR10(str(root), train=split == "train", download=False)
+        except RuntimeError:  # torchvision: "Dataset not found or corrupted."
+            raise UserError(
+                f"no official CIFAR-10 files in {root / CIFAR10.base_folder}: pass the folder that holds them"
+            ) from None
         splits[split] = official.data, np.asarray(official.targets, dtype=np.int64)
-    np.savez_compressed(DIGESTS, **digests(splits))
+    values = digests(splits)
+    try:
+        with np.load(DIGESTS) as shipped:
+            if set(shipped) == set(values) and all(np.array_equal(shipped[key], values[key]) for key in values):
+                return False
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # none yet, or damaged: write them
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **values)
+    write_atomically(DIGESTS, buffer.getvalue(), instead="free some space and run it again")
+    return True
 
 
 if __name__ == "__main__":  # python -m helpers.machinery.download --write-digests ROOT (done once, shipped)
     if sys.argv[1:2] != ["--write-digests"] or len(sys.argv) != 3:
         sys.exit("usage: python -m helpers.machinery.download --write-digests ROOT")
-    write_digests(Path(sys.argv[2]))
-    print(f"wrote {DIGESTS} ({DIGESTS.stat().st_size:,} bytes)")
+    try:
+        wrote = write_digests(Path(sys.argv[2]))
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    print(f"{'wrote' if wrote else 'unchanged:'} {DIGESTS} ({DIGESTS.stat().st_size:,} bytes)")

@@ -11,6 +11,9 @@ from pathlib import Path
 from helpers import UserError
 
 OTHER_OUT = "choose another --out"  # what else to do, for a run's files
+# What a temporary file's name has after the name of the file it will replace: a mark no user's file has, so that
+# only our own leftovers (a save killed between writing and renaming) are ever taken for ours.
+PARTIAL = ".helpers-partial-"
 ADVICE_BY_ERRNO = {  # by the failed write's errno; {instead}: OTHER_OUT, or the caller's own
     errno.ENOSPC: "free some space, or {instead}",
     errno.EDQUOT: "free some of your disk quota, or {instead}",
@@ -30,7 +33,7 @@ def write_atomically(path, data: bytes, instead=OTHER_OUT):
     path = Path(path)
     temporary = None
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{PARTIAL}")
         os.fchmod(handle, 0o644)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(handle, "wb") as file:
             file.write(data)

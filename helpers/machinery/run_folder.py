@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,11 @@ from pathlib import Path
 from helpers import UserError
 from helpers.config import TrainConfig, results_settings
 from helpers.machinery.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_history
-from helpers.machinery.files import missing_folders, remove_empty, save_checkpoint, save_json
+from helpers.machinery.files import PARTIAL, missing_folders, remove_empty, save_checkpoint, save_json
 
 LOCK = ".lock"
 # What a save killed between writing and renaming leaves: files.write_atomically's temporary files.
-LEFTOVER = re.compile(rf"\.({re.escape(CHECKPOINT)}|{re.escape(HISTORY)})\.[a-z0-9_]{{8}}")
+LEFTOVER = re.compile(rf"\.({re.escape(CHECKPOINT)}|{re.escape(HISTORY)}){re.escape(PARTIAL)}[a-z0-9_]{{8}}")
 
 
 def session(device_name: str, fp32: str) -> dict:
@@ -108,6 +109,7 @@ class RunFolder:
         return self
 
     def _take(self, resume: Checkpoint | None, overwrite: bool):
+        self._refuse_a_lock_not_ours()
         try:
             self._created = missing_folders(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
@@ -145,6 +147,22 @@ class RunFolder:
         for leftover in leftovers:  # only once the folder is ours to write in
             leftover.unlink()
         self.saved_epoch = resume["epoch"] if in_place else None
+
+    def _refuse_a_lock_not_ours(self):
+        """A .lock that is not a regular file, or holds anything but a process id (what `_take` writes), is someone
+        else's: never ours to write."""
+        lock = self.path / LOCK
+        if not (lock.exists() or lock.is_symlink()):
+            return
+        try:
+            with open(lock, "rb") if lock.is_file() and not lock.is_symlink() else nullcontext(None) as file:
+                held = None if file is None else file.read(64)
+        except OSError as error:
+            raise UserError(f"cannot read {lock} ({error.strerror}): choose another --out") from None
+        if held is None or (held.strip() and not held.strip().isdigit()):
+            raise UserError(
+                f"{self.path} holds a {LOCK} that is not a run's lock (a file of yours?): choose another --out"
+            )
 
     def begin(
         self,

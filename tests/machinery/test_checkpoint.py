@@ -41,6 +41,13 @@ from runs import TWO_EPOCHS, copy_of, damaged_checkpoint, train
             lambda c: c["optimizer"]["param_groups"][0].update(momentum="0.9"),
             "learning rate or momentum is not a finite",
         ),
+        # Settings the recipe does not have, which would train something else under its name.
+        (lambda c: c["optimizer"]["param_groups"][0].update(nesterov=True), "its optimizer has nesterov=True"),
+        (lambda c: c["optimizer"]["param_groups"][0].update(weight_decay=0.5), "its optimizer has weight_decay=0.5"),
+        (
+            lambda c: c["optimizer"]["param_groups"][0].update(dampening=0.1, maximize=True),
+            "dampening=0.1, maximize=True",
+        ),
     ],
 )
 def test_a_malformed_or_foreign_checkpoint_is_a_user_error(two_epochs, smoke_data, tmp_path, damage, message):

@@ -2,6 +2,8 @@
 next load, and refused in one line, with nothing left behind, when it does not or does not answer."""
 
 import os
+import resource
+import signal
 import urllib.error
 import urllib.request
 
@@ -11,9 +13,9 @@ import pytest
 from helpers import UserError, data
 from helpers.data import CIFAR10Data, channel_stats, load_cifar10
 from helpers.machinery import download
-from helpers.machinery.download import CACHE, SPLITS, MirrorError, official_order
+from helpers.machinery.download import CACHE, SPLITS, MirrorError, from_cache, official_order, save_cache
 from mirror import Server, build, write_split
-from running import SMOKE_RUN, invoke, one_line
+from running import ROOT, SMOKE_RUN, invoke, one_line
 
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers there
@@ -135,3 +137,55 @@ def test_a_mirror_that_is_not_an_http_address_is_refused_in_one_line(tmp_path, m
     result = invoke("train", *SMOKE_RUN, "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "run"))
     assert one_line(result).startswith(f"error: $CIFAR10_MIRROR must be an http(s) address, got {mirror!r}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda images, labels: (images.reshape(len(images), -1), labels),  # the same bytes, flat
+        lambda images, labels: (images, labels.astype(np.float32)),
+        lambda images, labels: (images.astype(np.float64), labels),
+        lambda images, labels: (images[..., 0], labels),
+    ],
+    ids=["flat images", "float labels", "float images", "one channel"],
+)
+def test_kept_arrays_of_another_shape_or_type_are_no_cache(official, official_digests, tmp_path, change):
+    splits = {split: (getattr(official, f"{split}_images"), getattr(official, f"{split}_labels")) for split in SPLITS}
+    save_cache(tmp_path, splits)
+    assert from_cache(tmp_path) is not None  # as kept: used
+    save_cache(tmp_path, {split: change(*pair) for split, pair in splits.items()})
+    assert from_cache(tmp_path) is None  # downloaded again instead
+
+
+def test_the_maintainers_digests_are_written_safely_and_only_when_they_change(data_root, tmp_path, monkeypatch):
+    path = tmp_path / "digests.npz"
+    monkeypatch.setattr(download, "DIGESTS", path)
+    assert download.write_digests(data_root) is True
+    written = path.read_bytes()
+    shipped = {key: value for key, value in np.load(ROOT / "helpers" / "machinery" / "cifar10_digests.npz").items()}
+    assert {key: value.tolist() for key, value in np.load(path).items()} == {k: v.tolist() for k, v in shipped.items()}
+    path.touch()
+    stamp = path.stat().st_mtime_ns
+    assert download.write_digests(data_root) is False  # the same digests: the file is left as it is
+    assert path.read_bytes() == written and path.stat().st_mtime_ns == stamp
+    path.write_bytes(written[:100])  # cut: written again, whole
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as the commands do: a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard))
+    try:
+        with pytest.raises(UserError, match="File too large"):
+            download.write_digests(data_root)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert path.read_bytes() == written[:100] and [p.name for p in tmp_path.iterdir()] == ["digests.npz"]
+    with pytest.raises(UserError, match="no official CIFAR-10 files in"):
+        download.write_digests(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:-100], lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:]],
+                         ids=["half", "last 100 bytes cut", "a flipped byte"])  # fmt: skip
+def test_a_damaged_kept_npz_is_no_cache(official, official_digests, tmp_path, damage):
+    splits = {split: (getattr(official, f"{split}_images"), getattr(official, f"{split}_labels")) for split in SPLITS}
+    save_cache(tmp_path, splits)
+    (tmp_path / CACHE).write_bytes(damage((tmp_path / CACHE).read_bytes()))
+    assert from_cache(tmp_path) is None  # downloaded again, not stuck

@@ -11,9 +11,10 @@ from helpers import UserError, training
 from helpers.config import TrainConfig
 from helpers.machinery import run_folder
 from helpers.machinery.checkpoint import load_checkpoint, load_history
+from helpers.machinery.files import PARTIAL
 from helpers.machinery.run_folder import RunFolder
 from running import ROOT, SMOKE_RUN, invoke, one_line
-from runs import TWO_EPOCHS, copy_of, train, without_seconds
+from runs import TWO_EPOCHS, copy_of, interrupt, train, without_seconds
 
 
 def test_existing_run_is_not_overwritten(two_epochs, smoke_data, tmp_path):
@@ -48,7 +49,7 @@ def test_a_crash_between_checkpoint_and_history_is_repaired_by_resume(two_epochs
         train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)
     monkeypatch.undo()
     assert len(load_history(run)["epochs"]) == 1 and load_checkpoint(run)["epoch"] == 2
-    (run / ".checkpoint.pt.x7k2q9ab").write_bytes(b"half a checkpoint")  # left by a kill mid-write
+    (run / f".checkpoint.pt{PARTIAL}x7k2q9ab").write_bytes(b"half a checkpoint")  # left by a kill mid-write
     resumed = train(replace(TWO_EPOCHS, out=str(run)), smoke_data, resume=run)  # nothing left to train
     assert load_history(run) == resumed
     assert without_seconds(resumed) == without_seconds(uninterrupted)
@@ -81,6 +82,7 @@ def test_overwrite_replaces_only_the_runs_own_files(tmp_path):
 
 HOLD_THE_FOLDER = """
 import sys, time
+from helpers.machinery.files import PARTIAL
 from helpers.machinery.run_folder import RunFolder
 folder = RunFolder(sys.argv[1]).open()  # held while this process lives
 print("holding", flush=True)
@@ -109,8 +111,20 @@ def test_a_second_run_on_a_busy_folder_is_refused_and_a_killed_owner_leaves_no_l
 
 @pytest.mark.parametrize(
     "mine",
-    [[".history.json.backup"], [".checkpoint.pt.old", "notes.md"], [".history.json.12345678.bak", "history.json"]],
-    ids=["a backup of a history", "a checkpoint of mine and notes", "a history and a look-alike"],
+    [
+        [".history.json.backup"],
+        [".checkpoint.pt.old", "notes.md"],
+        [".history.json.12345678.bak", "history.json"],
+        [".history.json.20261207"],  # named as a save's temporary file was once, before it had a mark of its own
+        [".checkpoint.pt.a1b2c3d4"],
+    ],
+    ids=[
+        "a backup of a history",
+        "a checkpoint of mine and notes",
+        "a history and a look-alike",
+        "a dated backup",
+        "an old-style look-alike",
+    ],  # fmt: skip
 )
 def test_a_refused_run_changes_nothing_in_the_folder(tmp_path, mine):
     for name in mine:
@@ -199,3 +213,25 @@ def test_a_saved_run_is_finished_unfinished_or_of_other_settings_in_one_place():
     assert run_folder.run_status(saved, 2, elsewhere) == run_folder.FINISHED
     assert run_folder.run_status(saved, 2, replace(config, seed=2)) == run_folder.OTHER_SETTINGS
     assert run_folder.run_status(saved, 1, replace(config, epochs=1)) == run_folder.OTHER_SETTINGS
+
+
+@pytest.mark.parametrize("mine", [b"my notes\n", b"pid 12 was here", b"\x00" * 100], ids=["notes", "words", "bytes"])
+def test_a_lock_file_that_is_not_a_runs_is_never_written_over(tmp_path, mine):
+    (tmp_path / ".lock").write_bytes(mine)
+    with pytest.raises(UserError, match="holds a .lock that is not a run's lock"):
+        RunFolder(tmp_path).open()
+    assert [path.name for path in tmp_path.iterdir()] == [".lock"] and (tmp_path / ".lock").read_bytes() == mine
+    (tmp_path / ".lock").unlink()
+    (tmp_path / ".lock").symlink_to(tmp_path.parent / "elsewhere")  # a link is nobody's lock either
+    with pytest.raises(UserError, match="not a run's lock"):
+        RunFolder(tmp_path).open()
+
+
+def test_a_users_dated_backup_is_kept_when_a_run_is_overwritten_and_stopped(two_epochs, smoke_data, tmp_path):
+    run = copy_of(two_epochs["fast"][1], tmp_path)
+    (run / ".history.json.20261207").write_text("my backup")
+    (run / f".history.json{PARTIAL}q1w2e3r4").write_text("a killed save's")
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(TWO_EPOCHS, pipeline="fast", out=str(run)), smoke_data, overwrite=True, on_epoch_end=interrupt)
+    assert (run / ".history.json.20261207").read_text() == "my backup"
+    assert not (run / f".history.json{PARTIAL}q1w2e3r4").exists()  # ours: removed
