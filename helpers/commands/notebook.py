@@ -98,10 +98,14 @@ def setup():
         show_errors_in_one_line(shell)
 
     from helpers.data import DATA_ROOT_ENV, resolve_data_root
+    from helpers.machinery.download import CACHE
 
     where = f"${DATA_ROOT_ENV}" if os.environ.get(DATA_ROOT_ENV) else "the project's data/ folder"
-    if (resolve_data_root() / "cifar-10-batches-py").is_dir():
+    root = resolve_data_root()
+    if (root / "cifar-10-batches-py").is_dir():
         data = f"CIFAR-10 from {where}"
+    elif (root / CACHE).is_file():  # what a mirror download kept, checked again when loaded
+        data = f"CIFAR-10 from {where} (the arrays a checked mirror download kept)"
     else:
         data = (
             f"CIFAR-10 will be downloaded into {where} on first use (from a mirror checked against the official files)"

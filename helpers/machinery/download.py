@@ -43,9 +43,12 @@ class MirrorError(Exception):
 
 def mirror_base() -> str:
     """$CIFAR10_MIRROR (a base under which plain_text/*.parquet are found), else the Hugging Face copy."""
-    base = (os.environ.get(MIRROR_ENV) or MIRROR).rstrip("/")
-    address = urllib.parse.urlsplit(base)
-    if address.scheme not in ("http", "https") or not address.netloc:
+    base = (os.environ.get(MIRROR_ENV) or MIRROR).strip().rstrip("/")  # a pasted newline or space is no address
+    try:
+        address = urllib.parse.urlsplit(base)
+    except ValueError:  # such as an IPv6 address left open: http://[::1
+        address = None
+    if address is None or address.scheme not in ("http", "https") or not address.netloc:
         raise UserError(f"${MIRROR_ENV} must be an http(s) address, got {base!r}: fix it, or unset it to use {MIRROR}")
     return base
 
@@ -109,7 +112,7 @@ def fetch(url: str, path: Path):
                     total = done + int(response.headers.get("Content-Length", 0))
                     if bar is None:
                         bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, file=sys.stdout,
-                                   desc=f"{path.name} ({total / 1e6:.0f} MB)")  # fmt: skip
+                                   desc=f"{path.name} ({f'{total / 1e6:.0f} MB' if total else 'size unknown'})")  # fmt: skip
                     while chunk := response.read(1 << 20):
                         file.write(chunk)
                         bar.update(len(chunk))
@@ -119,7 +122,8 @@ def fetch(url: str, path: Path):
             except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # refused, or dropped
                 dropped = bar is not None and not isinstance(error, urllib.error.HTTPError)
                 if not dropped or attempt == ATTEMPTS - 1:
-                    raise MirrorError(f"{url} did not answer: {type(error).__name__}") from None
+                    status = f" {error.code}" if isinstance(error, urllib.error.HTTPError) else ""  # 404, 500
+                    raise MirrorError(f"{url} did not answer: {type(error).__name__}{status}") from None
                 time.sleep(attempt)  # then resume from the bytes already on disk
     finally:
         if bar is not None:

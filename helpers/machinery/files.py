@@ -33,8 +33,9 @@ def write_atomically(path, data: bytes, instead=OTHER_OUT):
     path = Path(path)
     temporary = None
     try:
+        mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644  # a file replaced keeps its mode
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{PARTIAL}")
-        os.fchmod(handle, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.fchmod(handle, mode)  # mkstemp makes 0600; new results are meant to be shared
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()

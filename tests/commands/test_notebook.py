@@ -5,7 +5,7 @@ from pathlib import Path
 from IPython.core.interactiveshell import InteractiveShell
 
 from helpers import UserError
-from helpers.commands.notebook import missing_packages, pip_install, show_errors_in_one_line
+from helpers.commands.notebook import missing_packages, pip_install, setup, show_errors_in_one_line
 
 
 def test_colab_installs_only_what_it_lacks_and_holds_its_torch():
@@ -43,3 +43,13 @@ def test_a_user_error_in_a_notebook_is_one_line(capsys):
     assert "Traceback" not in captured.out + captured.err
     shell.run_cell("exec('a_name_inside_library_code', {})")  # not the notebook's own names: the whole traceback
     assert "Traceback" in "".join(capsys.readouterr())
+
+
+def test_the_set_up_line_names_the_arrays_a_mirror_download_kept(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
+    (tmp_path / "cifar-10-mirror.npz").write_bytes(b"")  # only there: setup() does not read it
+    setup()
+    assert capsys.readouterr().out == "local: CIFAR-10 from $CIFAR10_ROOT (the arrays a checked mirror download kept)\n"
+    (tmp_path / "cifar-10-mirror.npz").unlink()
+    setup()
+    assert "will be downloaded into $CIFAR10_ROOT on first use" in capsys.readouterr().out

@@ -131,7 +131,7 @@ def test_a_mirror_that_does_not_answer_ends_the_command_in_one_line(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("mirror", ["not an address", "huggingface.co/datasets/x", "file:///tmp/mirror"])
+@pytest.mark.parametrize("mirror", ["not an address", "huggingface.co/datasets/x", "file:///tmp/mirror", "http://[::1"])
 def test_a_mirror_that_is_not_an_http_address_is_refused_in_one_line(tmp_path, monkeypatch, mirror):
     monkeypatch.setenv("CIFAR10_MIRROR", mirror)
     result = invoke("train", *SMOKE_RUN, "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "run"))
@@ -189,3 +189,16 @@ def test_a_damaged_kept_npz_is_no_cache(official, official_digests, tmp_path, da
     save_cache(tmp_path, splits)
     (tmp_path / CACHE).write_bytes(damage((tmp_path / CACHE).read_bytes()))
     assert from_cache(tmp_path) is None  # downloaded again, not stuck
+
+
+def test_a_mirror_address_with_a_pasted_newline_is_read_without_it(monkeypatch):
+    monkeypatch.setenv("CIFAR10_MIRROR", " http://127.0.0.1:8000/cifar/\n")
+    assert download.mirror_base() == "http://127.0.0.1:8000/cifar"
+
+
+def test_a_mirror_that_answers_404_says_so(tmp_path, monkeypatch, offline):
+    (tmp_path / "empty").mkdir()
+    with Server(tmp_path / "empty") as mirror:  # no files there: every request is a 404
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        with pytest.raises(UserError, match=r"did not answer: HTTPError 404\)"):
+            load_cifar10(tmp_path / "data")

@@ -63,3 +63,12 @@ def test_remove_empty_removes_what_was_made_and_keeps_what_holds_anything(tmp_pa
     (tmp_path / "a" / "b" / "notes.txt").unlink()
     remove_empty(made)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_written_over_keeps_its_mode_and_a_new_one_is_shared(tmp_path):
+    private = tmp_path / "history.json"
+    private.write_text("{}")
+    private.chmod(0o600)  # the user's choice
+    save_json(private, {"epochs": []})
+    save_json(tmp_path / "new.json", {})
+    assert (private.stat().st_mode & 0o777, (tmp_path / "new.json").stat().st_mode & 0o777) == (0o600, 0o644)
