@@ -118,12 +118,13 @@ def run_seeds(argv) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot use --out-dir {out_dir} ({error.strerror}): choose another --out-dir") from None
+    held = {path.name for path in out_dir.iterdir()}
     try:
         with hold_out_dir(out_dir):  # one seeds run at a time in a folder: their logs would clobber each other
             check_folders(out_dir, seeds, overwrite)
             return train_seeds(args.seeds, seeds, train_flags, jobs, out_dir)
-    finally:  # refused, or stopped before any run saved anything: the folders this command made go again
-        if created and [path.name for path in out_dir.iterdir()] == [SEEDS_LOCK]:
+    finally:  # refused, or stopped before any run saved anything: the lock and the folders this command made go
+        if SEEDS_LOCK not in held and {path.name for path in out_dir.iterdir()} - held == {SEEDS_LOCK}:
             (out_dir / SEEDS_LOCK).unlink()
             remove_empty(created)
 

@@ -141,6 +141,7 @@ def test_seeds_never_write_a_log_over_a_users_file_or_through_a_link(tmp_path):
     (tmp_path / "seed2.log").symlink_to(outside)
     result = invoke("seeds", "--seeds", "2", "--out-dir", str(tmp_path), *SMOKE_RUN, "--overwrite")
     assert "seed2.log is there already" in one_line(result) and outside.read_text() == "not the log's"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seed1.log", "seed2.log"]  # and no .seeds.lock left
 
 
 def test_a_second_seeds_run_on_the_same_folder_is_refused(tmp_path):
