@@ -152,7 +152,10 @@ class RunFolder:
         """A .lock that is not a regular file, or holds anything but a process id (what `_take` writes), is someone
         else's: never ours to write."""
         lock = self.path / LOCK
-        if not (lock.exists() or lock.is_symlink()):
+        try:
+            if not (lock.exists() or lock.is_symlink()):
+                return
+        except OSError:  # a path the system refuses (a name too long): _take says so in one line
             return
         try:
             with open(lock, "rb") if lock.is_file() and not lock.is_symlink() else nullcontext(None) as file:
