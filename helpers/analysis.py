@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers import UserError
-from helpers.config import ACCURACY, BATCH_SIZE, EPOCHS, MAX_LR, NUM_CLASSES, PUBLISHED_LOG
+from helpers.config import ACCURACY, BATCH_SIZE, EPOCHS, MAX_LR, NUM_CLASSES, PUBLISHED_LOG, TrainConfig
 from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, load_history, restore_model  # notebook 5's too
+from helpers.machinery.run_folder import FINISHED, run_status
 from helpers.model import Net
 from helpers.pipelines import device_loader
 from helpers.receptive_field import layer_row, receptive_field_table
@@ -58,7 +59,8 @@ def finished_history(folder):
         history = load_history(folder)
     except UserError:
         return None
-    return history if len(history["epochs"]) == history["config"]["epochs"] else None
+    finished = run_status(history["config"], len(history["epochs"]), TrainConfig.from_dict(history["config"]))
+    return history if finished == FINISHED else None
 
 
 def is_recipe(history: dict) -> bool:

@@ -32,16 +32,21 @@ def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> di
     started = time.perf_counter()
     train_epoch(trainer, islice(batches, steps), optimizer, scheduler, progress=False)  # ends in a sync
     train_seconds = time.perf_counter() - started
-    trainer.evaluate(test_loader)  # warm-up for eval mode
-    started = time.perf_counter()
-    trainer.evaluate(test_loader)
-    eval_seconds = time.perf_counter() - started
+    eval_rate = evaluation_rate(trainer, test_loader, len(data.test_labels))
     train_rate = steps * config.batch_size / train_seconds
     return {
         "train_images_per_s": train_rate,
-        "eval_images_per_s": len(data.test_labels) / eval_seconds,
-        "epoch_seconds_estimate": len(data.train_labels) / train_rate + eval_seconds,
+        "eval_images_per_s": eval_rate,
+        "epoch_seconds_estimate": len(data.train_labels) / train_rate + len(data.test_labels) / eval_rate,
     }
+
+
+def evaluation_rate(trainer, test_loader, images: int) -> float:
+    """Evaluation images/s over `test_loader` (of `images` images), timed after one untimed pass in eval mode."""
+    trainer.evaluate(test_loader)
+    started = time.perf_counter()
+    trainer.evaluate(test_loader)
+    return images / (time.perf_counter() - started)
 
 
 def timed_passes(run: Settled, data, passes: int = 3) -> dict:
@@ -61,12 +66,9 @@ def timed_passes(run: Settled, data, passes: int = 3) -> dict:
         started = time.perf_counter()
         train_epoch(trainer, islice(train_loader, steps), optimizer, scheduler, progress=False)  # ends in a sync
         rates.append(steps * config.batch_size / (time.perf_counter() - started))
-    trainer.evaluate(test_loader)  # warm-up for eval mode
-    started = time.perf_counter()
-    trainer.evaluate(test_loader)
     return {
         "train_images_per_s": statistics.median(rates),
-        "eval_images_per_s": len(data.test_labels) / (time.perf_counter() - started),
+        "eval_images_per_s": evaluation_rate(trainer, test_loader, len(data.test_labels)),
         "steps": steps,
     }
 
@@ -81,15 +83,15 @@ def estimate(run: Settled, data, lr_test_steps=0) -> str:
         len(data.train_labels) / figures["train_images_per_s"] + len(data.test_labels) / figures["eval_images_per_s"]
     )
     status, saved = saved_run(config)
-    left = config.epochs - (len(saved["epochs"]) if status == UNFINISHED else 0)
     if status == FINISHED:
-        left, plan = 0, f"loads the finished run in {config.out} and trains nothing"
+        training, plan = 0.0, f"loads the finished run in {config.out} and trains nothing"
     elif status == UNFINISHED:
-        plan = f"{{training}} to continue the run in {config.out}: its last {left} of {config.epochs} epoch(s)"
+        left = config.epochs - len(saved["epochs"])
+        training = left * epoch
+        plan = f"{duration(training)} to continue the run in {config.out}: its last {left} of {config.epochs} epoch(s)"
     else:
-        plan = f"{{training}} for {config.epochs} epoch(s)"
-    training = left * epoch
-    plan = plan.format(training=duration(training))
+        training = config.epochs * epoch
+        plan = f"{duration(training)} for {config.epochs} epoch(s)"
     lr_test = lr_test_steps * config.batch_size / figures["train_images_per_s"]
     total = training + lr_test
     text = f"about {duration(total)} here: {plan}"
