@@ -3,7 +3,6 @@ mirror checked against the official files, else from the official server by torc
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,14 +122,21 @@ def _find_or_download(root: Path, download: bool) -> dict:
     )
 
 
-@lru_cache(maxsize=4)
+LOADED: dict[Path, CIFAR10Data] = {}  # per data root: read once in a process, whether a call may download or not
+HELD = 4  # data roots held at most (about 180 MB each)
+
+
 def _load(root: Path, download: bool) -> CIFAR10Data:
-    splits = _find_or_download(root, download)
-    (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
-    mean, std = channel_stats(train_images)
-    for array in (train_images, test_images):
-        array.flags.writeable = False  # shared by every caller of the cache
-    return CIFAR10Data(train_images, train_labels, test_images, test_labels, CLASSES, mean, std)
+    if root not in LOADED:
+        splits = _find_or_download(root, download)
+        (train_images, train_labels), (test_images, test_labels) = splits["train"], splits["test"]
+        mean, std = channel_stats(train_images)
+        for array in (train_images, test_images):
+            array.flags.writeable = False  # shared by every caller
+        if len(LOADED) == HELD:
+            del LOADED[next(iter(LOADED))]  # the first read
+        LOADED[root] = CIFAR10Data(train_images, train_labels, test_images, test_labels, CLASSES, mean, std)
+    return LOADED[root]
 
 
 def load_cifar10(root=None, subset=None, test_subset=None, download=True) -> CIFAR10Data:

@@ -4,10 +4,10 @@ from dataclasses import replace
 import pytest
 
 from helpers import UserError
-from helpers.config import PIPELINES, SMOKE, TrainConfig, with_preset
+from helpers.config import PIPELINES, TrainConfig, with_preset
 from helpers.data import load_cifar10, resolve_data_root
 from helpers.training import fit, settle
-from runs import TWO_EPOCHS, train
+from runs import SMOKE_CONFIG, TWO_EPOCHS, train
 
 
 @pytest.fixture(scope="session")
@@ -28,19 +28,19 @@ def cifar(data_root):
 
 @pytest.fixture(scope="session")
 def small_cifar(data_root):
-    """2,000 training and 1,000 test images, class-balanced: enough for one epoch to beat chance."""
-    return load_cifar10(data_root, subset=2000, test_subset=1000, download=False)
+    """1,000 training and 1,000 test images, class-balanced: enough for one epoch to beat chance."""
+    return load_cifar10(data_root, subset=1000, test_subset=1000, download=False)
 
 
 @pytest.fixture(scope="session")
 def smoke_data(data_root):
-    """The SMOKE preset's images (500 training, 200 test): about a second an epoch, for the mechanics of a run."""
-    return load_cifar10(data_root, subset=SMOKE["subset"], test_subset=SMOKE["test_subset"], download=False)
+    """SMOKE_CONFIG's images (tests/runs.py), for the mechanics of a run."""
+    return load_cifar10(data_root, subset=SMOKE_CONFIG.subset, test_subset=SMOKE_CONFIG.test_subset, download=False)
 
 
 @pytest.fixture(scope="session")
 def learning_runs(small_cifar, tmp_path_factory):
-    """The SMOKE preset on 2,000 images (one epoch), trained once per pipeline: {pipeline: (history, run folder)}."""
+    """The SMOKE preset on 1,000 images (one epoch), trained once per pipeline: {pipeline: (history, run folder)}."""
     runs = {}
     for pipeline in PIPELINES:
         folder = tmp_path_factory.mktemp(f"smoke-{pipeline}")

@@ -11,7 +11,8 @@ from helpers.training import fit, settle
 
 REFERENCE = "results/seed1-100ep"  # the 100-epoch reference run, committed with its checkpoint
 LONG = "x" * 300  # longer than the 255 bytes a file name may have
-SMOKE_CONFIG = with_preset(TrainConfig(device="cpu", progress=False), "smoke")
+# The SMOKE preset on fewer images (200 training, 100 test): the mechanics of a run in well under a second an epoch.
+SMOKE_CONFIG = replace(with_preset(TrainConfig(device="cpu", progress=False), "smoke"), subset=200, test_subset=100)
 TWO_EPOCHS = replace(SMOKE_CONFIG, epochs=2)
 
 

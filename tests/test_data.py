@@ -41,6 +41,10 @@ def test_subset_is_class_balanced_and_deterministic(data_root):
     assert first.mean == again.mean  # always the full training set's statistics
 
 
+def test_a_data_root_is_read_once_in_a_process_whether_a_call_may_download_or_not(data_root):
+    assert load_cifar10(data_root, download=False).train_images is load_cifar10(data_root).train_images
+
+
 def test_subset_size_out_of_range_is_a_user_error():
     with pytest.raises(UserError, match="between 10 and 50"):
         class_balanced_indices(np.repeat(np.arange(10), 5), 51)

@@ -152,7 +152,7 @@ def test_test_images_are_normalised_identically(small_cifar):
 
 
 def test_short_training_reaches_the_same_accuracy(learning_runs):
-    # The SMOKE preset, one epoch on 2,000 images: both above chance (10%), and within noise of
+    # The SMOKE preset, one epoch on 1,000 images: both above chance (10%), and within noise of
     # each other (seed-to-seed spread of this setting is a few points).
     accuracy = {pipeline: history["epochs"][-1]["test_acc"] for pipeline, (history, _) in learning_runs.items()}
     assert min(accuracy.values()) > 0.13  # chance is 0.10, sd 0.0095 on 1,000 test images: 3 sd above

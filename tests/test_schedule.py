@@ -36,7 +36,7 @@ def test_the_lr_range_test_sweeps_exponentially_suggests_where_the_loss_falls_an
     assert 17 <= len(runaway["lr"]) < 40 and not runaway["loss"][-1] < 4 * runaway["loss"].min()  # stopped: diverged
     with pytest.raises(UserError, match="diverged within 2 steps of 100: start the test lower"):
         lr_range_test(run, smoke_data, start_lr=1e2, end_lr=1e6, steps=30)
-    assert test["ran_on"].startswith("CPU") and "batches of 16 from 500 images" in test["ran_on"]
+    assert test["ran_on"].startswith("CPU") and f"batches of 16 from {SMOKE_CONFIG.subset} images" in test["ran_on"]
     figure = lr_range_plot(test, chosen=0.017)
     assert [line.get_xdata()[0] for line in figure.axes[0].lines[1:]] == [test["suggestion"], 0.017]
 

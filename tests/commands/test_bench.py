@@ -40,16 +40,16 @@ def test_the_estimate_times_fresh_passes_and_includes_the_full_recipe_at_the_rec
 
 
 def test_the_estimate_says_what_notebook_4_will_do_with_a_run_folder(two_epochs, smoke_data, monkeypatch):
-    rates = {"train_images_per_s": 100.0, "eval_images_per_s": 200.0, "steps": 16}
+    rates = {"train_images_per_s": 50.0, "eval_images_per_s": 100.0, "steps": 16}
     monkeypatch.setattr(timing, "timed_passes", lambda run, data: rates)  # the measuring is tested above
     config = replace(TWO_EPOCHS, pipeline="fast")
     _, finished, unfinished = two_epochs["fast"]
     text = estimate(settle(replace(config, out=str(finished))), smoke_data, lr_test_steps=30)
-    assert text.startswith(f"about 5 s here: loads the finished run in {finished} and trains nothing; at most 5 s")
+    assert text.startswith(f"about 10 s here: loads the finished run in {finished} and trains nothing; at most 10 s")
     text = estimate(settle(replace(config, out=str(unfinished))), smoke_data)
-    assert text.startswith(f"about 6 s here: 6 s to continue the run in {unfinished}: its last 1 of 2 epoch(s)")
+    assert text.startswith(f"about 5 s here: 5 s to continue the run in {unfinished}: its last 1 of 2 epoch(s)")
     text = estimate(settle(replace(config, seed=9, out=str(finished))), smoke_data)  # a run of other settings
-    assert text.startswith("about 12 s here: 12 s for 2 epoch(s)")  # 500 / 100 + 200 / 200 s an epoch
+    assert text.startswith("about 10 s here: 10 s for 2 epoch(s)")  # 200 / 50 + 100 / 100 s an epoch
 
 
 @pytest.mark.parametrize("mine", ['{"x": 1}', "notes", '{"command": "python -m helpers bench"}'])

@@ -68,6 +68,8 @@ def test_seeds_train_at_once_and_print_one_table(tmp_path):
         *SMOKE_RUN,
         "--pipeline",
         "fast",
+        "--subset=100",  # each run in a process of its own: the smallest run that still trains
+        "--test-subset=100",
     )
     assert result.returncode == 0, result.stderr
     assert (

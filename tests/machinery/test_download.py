@@ -78,7 +78,7 @@ def offline(monkeypatch):
         return urlopen(request, *args, **kwargs)
 
     monkeypatch.setattr(urllib.request, "urlopen", local_only)
-    data._load.cache_clear()  # every load below reads its folder anew
+    monkeypatch.setattr(data, "LOADED", {})  # every load below reads its folder anew (and the suite's stays held)
 
 
 def test_a_mirror_download_equals_the_official_arrays_survives_a_dropped_connection_and_is_kept(
@@ -94,7 +94,7 @@ def test_a_mirror_download_equals_the_official_arrays_survives_a_dropped_connect
     resumed = [path for path, range_ in mirror.requests if range_ == "bytes=300000-"]
     assert sorted(resumed) == sorted(f"/{name}" for name in SPLITS.values())
     assert [path.name for path in root.iterdir()] == [CACHE]  # what was kept; no temporary file
-    data._load.cache_clear()  # as a new process would
+    data.LOADED.clear()  # as a new process would
     monkeypatch.setenv("CIFAR10_MIRROR", NOWHERE)
     again = load_cifar10(root, download=False)  # from what was kept, checked again: nothing downloaded
     for name in ARRAYS:
@@ -160,6 +160,14 @@ def test_kept_arrays_of_another_shape_or_type_are_no_cache(official, official_di
 def test_the_maintainers_digests_are_written_safely_and_only_when_they_change(data_root, tmp_path, monkeypatch):
     path = tmp_path / "digests.npz"
     monkeypatch.setattr(download, "DIGESTS", path)
+    compute, computed = download.digests, []
+
+    def digests_once(splits):  # the same official files each time: their 60,000 images hashed once
+        if not computed:
+            computed.append(compute(splits))
+        return computed[0]
+
+    monkeypatch.setattr(download, "digests", digests_once)
     assert download.write_digests(data_root) is True
     written = path.read_bytes()
     shipped = {key: value for key, value in np.load(ROOT / "helpers" / "machinery" / "cifar10_digests.npz").items()}
