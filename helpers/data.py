@@ -9,8 +9,8 @@ import numpy as np
 from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
 from helpers import PROJECT_ROOT, UserError
-from helpers.machinery.download import MirrorError, from_cache, from_mirror
-from helpers.machinery.files import missing_folders, remove_empty
+from helpers.machinery.download import OTHER_ROOT, MirrorError, from_cache, from_mirror
+from helpers.machinery.files import check_writable_folder, missing_folders, remove_empty
 
 DATA_ROOT_ENV = "CIFAR10_ROOT"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -106,6 +106,11 @@ def _find_or_download(root: Path, download: bool) -> dict:
         return kept
     tried = ""
     if download:
+        made = missing_folders(root)
+        try:  # a folder that cannot be written (a read-only mount) is said so before any download
+            check_writable_folder(root, "the data root", instead=OTHER_ROOT)
+        finally:
+            remove_empty(made)  # each download makes what it needs, and takes it away again if it fails
         try:
             return from_mirror(root)
         except MirrorError as error:

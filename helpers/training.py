@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,15 @@ from tqdm import tqdm  # plain text, also in notebooks: no widget state in a sav
 from helpers import UserError
 from helpers.config import NUM_CLASSES, Settled, TrainConfig
 from helpers.data import load_cifar10
-from helpers.machinery.checkpoint import Checkpoint, load_checkpoint, load_history, restore_training
+from helpers.machinery.checkpoint import (
+    CHECKPOINT,
+    HISTORY,
+    Checkpoint,
+    Unusable,
+    load_checkpoint,
+    load_history,
+    restore_training,
+)
 from helpers.machinery.cpu_dropout import use_fast_cpu_dropout
 from helpers.machinery.hardware import auto_precision, device_name, fp32_arithmetic, resolve_device
 from helpers.machinery.run_folder import FINISHED, UNFINISHED, RunFolder, check_resumable, run_status
@@ -237,12 +246,28 @@ def saved_run(config: TrainConfig) -> tuple[str | None, dict | None]:
     return run_status(saved["config"], len(saved["epochs"]), config), saved
 
 
+def refuse_an_unusable_run(out: str):
+    """A run folder that holds a run's files, but no history notebook 4 can use, refused in notebook 4's terms."""
+    folder = Path(out)
+    if not any((folder / name).is_file() for name in (HISTORY, CHECKPOINT)):
+        return  # no run there: fit decides
+    try:
+        load_history(folder)
+    except Unusable as error:
+        raise UserError(
+            f"the history of the run in RUN_FOLDER {out} cannot be used ({error.problem}): "
+            "set OVERWRITE = True to replace the run, or change RUN_FOLDER"
+        ) from None
+
+
 def fit_or_load(run: Settled, data=None, overwrite=False) -> dict:
     """Notebook 4's training: a finished run of the same settings already in the run's folder is loaded, not
     trained again, and an unfinished one continued; a run of other settings there is replaced only with
     `overwrite`; else `fit`."""
     config = run.config
     status, saved = saved_run(config)
+    if saved is None and not overwrite:
+        refuse_an_unusable_run(config.out)
     if saved is not None:
         if status == FINISHED:
             print(f"loaded the finished run in {config.out}, of these settings (to train again: another RUN_FOLDER)")

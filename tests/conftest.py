@@ -1,5 +1,7 @@
 import shutil
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +72,29 @@ def two_epochs(smoke_data, tmp_path_factory):
         history = train(replace(TWO_EPOCHS, pipeline=pipeline, out=str(whole)), smoke_data, on_epoch_end=keep_epoch_1)
         runs[pipeline] = history, whole, after_1
     return runs
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount_tmpfs(options): an empty folder on a tmpfs mounted with `options` ("ro", "size=64k": a read-only or a
+    full disk, as root may write anywhere else); skipped where mount is refused."""
+    mounted = []
+
+    def mount(options: str) -> Path:
+        folder = tmp_path / f"tmpfs-{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def read_only_folder(mount_tmpfs):
+    """An empty folder on a read-only file system."""
+    return mount_tmpfs("ro,size=64k")

@@ -2,6 +2,7 @@
 parquet files of PNG images, as the mirror's, with HTTP Range requests answered (resumed downloads)."""
 
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +38,8 @@ def build(folder: Path, splits: dict) -> Path:
 
 class Handler(SimpleHTTPRequestHandler):
     """Static files with `Range: bytes=N-`; the first answer of each file is cut after `drop` bytes (a
-    dropped connection), once, when `drop` is set. Every request is logged in `requests`."""
+    dropped connection), once, when `drop` is set; with `pace`, a byte is sent every `pace` seconds; with
+    `announce`, that Content-Length is sent whatever the size. Every request is logged in `requests`."""
 
     def __init__(self, *args, server_state, **kwargs):
         self.state = server_state
@@ -51,13 +53,21 @@ class Handler(SimpleHTTPRequestHandler):
         data = path.read_bytes()
         start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
         self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Content-Length", self.state["announce"] or str(len(data) - start))
         self.end_headers()
         body = data[start:]
         if self.state["drop"] and path.name not in self.state["dropped"]:
             self.state["dropped"].add(path.name)
             body = body[: self.state["drop"]]  # then the connection closes: fewer bytes than announced
-        self.wfile.write(body)
+        try:
+            if not self.state["pace"]:
+                return self.wfile.write(body)
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(self.state["pace"])
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up
+            pass
 
     def log_message(self, *args):
         pass
@@ -66,8 +76,8 @@ class Handler(SimpleHTTPRequestHandler):
 class Server:
     """Serves `folder` on 127.0.0.1 in a thread; `base` is the address to put in $CIFAR10_MIRROR."""
 
-    def __init__(self, folder: Path, drop: int = 0):
-        self.state = {"requests": [], "drop": drop, "dropped": set()}
+    def __init__(self, folder: Path, drop: int = 0, pace: float = 0.0, announce: str = ""):
+        self.state = {"requests": [], "drop": drop, "dropped": set(), "pace": pace, "announce": announce}
         handler = partial(Handler, directory=str(folder), server_state=self.state)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"

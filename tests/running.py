@@ -38,15 +38,16 @@ def run(command, *args, data_root=None, preexec_fn=None):
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def invoke(command, *args):
-    """`python -m helpers command args`, run as `helpers.__main__.main` in this process, its output captured."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with redirect_stdout(stdout), redirect_stderr(stderr):
+def invoke(command, *args, stdout=None):
+    """`python -m helpers command args`, run as `helpers.__main__.main` in this process, its output captured
+    (standard output into `stdout` where a file is given)."""
+    captured, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout or captured), redirect_stderr(stderr):
         try:
             status = main([command, *args])
         except SystemExit as exit:  # argparse: --help, or a malformed flag
             status = exit.code
-    return subprocess.CompletedProcess([command, *args], status, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess([command, *args], status, captured.getvalue(), stderr.getvalue())
 
 
 def one_line(result, status=2) -> str:

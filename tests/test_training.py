@@ -115,6 +115,32 @@ def test_corrupted_data_gives_one_line_and_leaves_no_run_folder(data_root, tmp_p
     assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
 
 
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda run: (run / "history.json").write_text('{"meta": {'), "damaged: JSONDecodeError"),
+        (lambda run: (run / "history.json").unlink(), "missing"),
+        (lambda run: (run / "history.json").write_text('{"meta": {}, "config": {}}'), "its meta names no device"),
+    ],
+    ids=["cut", "missing beside its checkpoint", "no device"],
+)
+def test_notebook_4_names_a_history_it_cannot_use_in_its_own_terms_and_keeps_the_run(
+    two_epochs, smoke_data, tmp_path, damage, problem
+):
+    run = copy_of(two_epochs["fast"][2], tmp_path)
+    damage(run)
+    kept = {path.name: path.read_bytes() for path in run.iterdir()}
+    config = replace(TWO_EPOCHS, pipeline="fast", out=str(run))
+    with pytest.raises(UserError) as error:
+        training.fit_or_load(settle(config), smoke_data)
+    assert str(error.value) == (
+        f"the history of the run in RUN_FOLDER {run} cannot be used ({problem}): "
+        "set OVERWRITE = True to replace the run, or change RUN_FOLDER"
+    )
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == kept
+    assert training.fit_or_load(settle(config), smoke_data, overwrite=True)["epochs"][-1]["epoch"] == 2  # as asked
+
+
 def test_training_shows_its_progress_on_stdout(smoke_data, tmp_path, capsys):
     train(replace(SMOKE_CONFIG, progress=True, out=str(tmp_path / "run")), smoke_data)
     captured = capsys.readouterr()

@@ -6,6 +6,7 @@ answers at once and a Ctrl-C during that import is reported like any other.
 """
 
 import argparse
+import os
 import signal
 import sys
 from dataclasses import fields, replace
@@ -13,6 +14,7 @@ from typing import get_args
 
 from helpers import UserError
 from helpers.config import TrainConfig, flag, with_preset
+from helpers.machinery.files import advice
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,6 +43,34 @@ def _stop(signum, frame):
     raise KeyboardInterrupt
 
 
+class CheckedOutput:
+    """Standard output whose failed write (a full disk, a closed pipe) ends the command in one line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self._checked(self.stream.write, text)
+
+    def flush(self):
+        return self._checked(self.stream.flush)
+
+    def _checked(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as error:
+            try:  # what is still buffered goes nowhere, instead of into a second error as the process exits
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            except (OSError, ValueError):  # not a file (a test's buffer)
+                pass
+            raise UserError(
+                f"cannot write the output ({error.strerror}): {advice(error, 'send it elsewhere')}"
+            ) from None
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run_command(main, argv=None) -> int:
     """Run `main(argv)`: a UserError ends it with one line and status 2; Ctrl-C, SIGTERM or SIGHUP with
     one line and 130, 143 or 129, after which stops are ignored until the process ends."""
@@ -53,8 +83,11 @@ def run_command(main, argv=None) -> int:
         for signum in STOP_SIGNALS
         if signal.getsignal(signum) is not signal.SIG_IGN
     }
+    sys.stdout = CheckedOutput(sys.stdout)
     try:
-        return main(argv)
+        status = main(argv)
+        sys.stdout.flush()  # what is buffered is written now, where a failure is one line, not at exit
+        return status
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -62,6 +95,7 @@ def run_command(main, argv=None) -> int:
         print(f"\n{interrupt.args[0] if interrupt.args else 'interrupted: nothing was saved'}", file=sys.stderr)
         return 128 + last_stop_signal()
     finally:
+        sys.stdout = sys.stdout.stream
         if not _stop_state["stopping"]:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)

@@ -18,8 +18,8 @@ from pathlib import Path
 from helpers import UserError
 from helpers.commands.cli import OneLineParser, last_stop_signal, run_command
 from helpers.config import MAX_SEED, Settled
-from helpers.machinery.checkpoint import CHECKPOINT
-from helpers.machinery.files import missing_folders, remove_empty
+from helpers.machinery.checkpoint import CHECKPOINT, load_history
+from helpers.machinery.files import advice, missing_folders, remove_empty
 
 MAX_SEEDS = 1000
 PER_SEED = ("--seed", "--out", "--resume")  # train flags that seeds sets itself
@@ -80,7 +80,12 @@ def check_folders(out_dir: Path, seeds: list[int], overwrite: bool):
 def hold_out_dir(out_dir: Path):
     """Take `out_dir` (an exclusive lock, released when the returned file closes or the process ends), or
     refuse in one line while another seeds run holds it."""
-    lock = open(out_dir / SEEDS_LOCK, "a+")
+    try:
+        lock = open(out_dir / SEEDS_LOCK, "a+")
+    except OSError as error:  # a read-only folder
+        raise UserError(
+            f"cannot use --out-dir {out_dir} ({error.strerror}): {advice(error, 'choose another --out-dir')}"
+        ) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -132,7 +137,6 @@ def run_seeds(argv) -> int:
 def train_seeds(named: str, seeds: list[int], train_flags: list[str], jobs: int, out_dir: Path) -> int:
     """Train each seed with the train command, at most `jobs` at a time; print the table; 2 if any failed."""
     from helpers.commands.summary import report
-    from helpers.machinery.checkpoint import load_history
 
     # The runs share the cores: each torch takes its share, not all of them, which would slow every
     # run several times over on a CPU. Unbuffered, so that each log shows its run as it goes.
@@ -182,13 +186,35 @@ def interrupted(out_dir: Path, seeds: list[int], started: list[int]) -> str:
         (out_dir / f"seed{seed}.log").unlink(missing_ok=True)
     if not saved:
         return "interrupted before any run finished an epoch: nothing was saved; start again with the same command"
-    kept = ", ".join(f"{out_dir}/seed{seed}" for seed in saved)
+    finished = [seed for seed in saved if is_finished(out_dir / f"seed{seed}")]
+    unfinished = [seed for seed in saved if seed not in finished]
     unsaved = [str(seed) for seed in seeds if seed not in saved]
-    return (
-        f"interrupted: {kept} {'keeps its' if len(saved) == 1 else 'keep their'} last finished epoch: "
-        f"continue {'it' if len(saved) == 1 else 'each'} with python -m helpers train --resume {out_dir}/seedN"
-        + (f"; seed{'s' * (len(unsaved) > 1)} {', '.join(unsaved)} saved nothing" if unsaved else "")
-    )
+    said = []
+    if finished:
+        folders = " ".join(f"{out_dir}/seed{seed}" for seed in finished)
+        said.append(f"{folders} finished (their table: python -m helpers summary {folders})")
+    if len(unfinished) == 1:
+        folder = f"{out_dir}/seed{unfinished[0]}"
+        said.append(
+            f"{folder} keeps its last finished epoch: continue it with python -m helpers train --resume {folder}"
+        )
+    elif unfinished:
+        said.append(
+            f"{', '.join(f'{out_dir}/seed{seed}' for seed in unfinished)} keep their last finished epoch: continue "
+            f"each with python -m helpers train --resume {out_dir}/seedN (N: {', '.join(map(str, unfinished))})"
+        )
+    if unsaved:
+        said.append(f"seed{'s' * (len(unsaved) > 1)} {', '.join(unsaved)} saved nothing")
+    return "interrupted: " + "; ".join(said)
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether the run in `folder` trained all its epochs (a history that cannot be read: not finished)."""
+    try:
+        history = load_history(folder)
+    except UserError:
+        return False
+    return len(history["epochs"]) == history["config"]["epochs"]
 
 
 def main(argv=None) -> int:

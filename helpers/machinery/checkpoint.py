@@ -46,11 +46,21 @@ def checkpoint_path(path) -> Path:
     return _inside(path, CHECKPOINT)
 
 
+class Unusable(UserError):
+    """A saved file that cannot be used; `problem` says why in a few words (what notebook 4 tells its learner)."""
+
+    def __init__(self, message: str, problem: str):
+        super().__init__(message)
+        self.problem = problem
+
+
 def _inside(path, name) -> Path:
     """`path`, or `path`/`name` when `path` is a folder; a path the system refuses is a UserError."""
     path = Path(path)
     try:
         return path / name if path.is_dir() else path
+    except PermissionError as error:  # a folder above it that cannot be entered
+        raise Unusable(f"cannot use {path} ({error.strerror}): make it readable", error.strerror) from None
     except OSError as error:  # a name too long, say
         raise UserError(f"cannot use {path} ({error.strerror}): pass a shorter path to a run folder") from None
 
@@ -62,18 +72,24 @@ def _regular_file(path: Path, what: str, most: int):
         status = path.stat()
     except FileNotFoundError:
         return
+    except PermissionError as error:  # in a folder that cannot be read: not damaged
+        raise Unusable(f"cannot read {what} {path} ({error.strerror}): make it readable", error.strerror) from None
     except OSError as error:
-        raise UserError(
-            f"cannot read {what} {path} ({error.strerror}): pass a run folder written by python -m helpers train"
+        raise Unusable(
+            f"cannot read {what} {path} ({error.strerror}): pass a run folder written by python -m helpers train",
+            error.strerror,
         ) from None
     if not stat.S_ISREG(status.st_mode) or status.st_size > most:
         problem = "not a regular file" if not stat.S_ISREG(status.st_mode) else f"{status.st_size:,} bytes"
-        raise UserError(f"cannot read {what} {path} ({problem}): pass a run folder written by python -m helpers train")
+        raise Unusable(
+            f"cannot read {what} {path} ({problem}): pass a run folder written by python -m helpers train", problem
+        )
 
 
-def _not_from_train(path, what, problem) -> UserError:
-    return UserError(
-        f"{path} is not a {what} written by python -m helpers train ({problem}): pass a run folder that it wrote"
+def _not_from_train(path, what, problem) -> Unusable:
+    return Unusable(
+        f"{path} is not a {what} written by python -m helpers train ({problem}): pass a run folder that it wrote",
+        problem,
     )
 
 
@@ -181,10 +197,17 @@ def load_history(path) -> dict:
     _regular_file(path, "history", MAX_HISTORY_BYTES)
     try:
         history = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise Unusable(
+            f"no history at {path}: pass a run folder written by python -m helpers train", "missing"
+        ) from None
+    except PermissionError as error:  # there, but the system refuses to read it: not damaged
+        raise Unusable(f"cannot read history {path} ({error.strerror}): make it readable", error.strerror) from None
     # ValueError: JSONDecodeError, or an integer past Python's 4,300-digit limit for reading one.
     except (OSError, UnicodeDecodeError, ValueError, RecursionError, MemoryError) as error:
-        raise UserError(
-            f"cannot read history {path} ({type(error).__name__}): pass a history.json written by python -m helpers train"
+        raise Unusable(
+            f"cannot read history {path} ({type(error).__name__}): pass a history.json written by python -m helpers train",
+            f"damaged: {type(error).__name__}",
         ) from None
     if not isinstance(history, dict) or not all(isinstance(history.get(k), dict) for k in ("meta", "config")):
         raise _not_from_train(path, "history", "it needs 'meta' and 'config' objects")

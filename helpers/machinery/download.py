@@ -26,15 +26,22 @@ from pathlib import Path
 import numpy as np
 
 from helpers import UserError
-from helpers.machinery.files import missing_folders, remove_empty, write_atomically
+from helpers.machinery.files import advice, missing_folders, remove_empty, write_atomically
 
 MIRROR_ENV = "CIFAR10_MIRROR"
+OTHER_ROOT = "pass another folder with --data-root or $CIFAR10_ROOT"  # what else to do, for the data's files
 MIRROR = "https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main"
 # The small test split first: a mirror that differs there is refused before the 50,000 training images.
 SPLITS = {"test": "plain_text/test-00000-of-00001.parquet", "train": "plain_text/train-00000-of-00001.parquet"}
 CACHE = "cifar-10-mirror.npz"  # the verified arrays, in the data root
 DIGESTS = Path(__file__).with_name("cifar10_digests.npz")
 ATTEMPTS = 4  # per file: a dropped connection resumes where it stopped
+# A mirror slower than the official server (70-80 kB/s), on average once GRACE seconds have passed, is given up
+# for the official download: a read's time-out alone lets a mirror that sends a byte now and then go on for years.
+MIN_RATE, GRACE = 50_000, 30.0
+# The most a split's file may hold: twice its images' raw bytes (PNG and parquet never double them), so that a
+# wrong Content-Length, or a mirror that never stops, cannot fill the disk.
+LARGEST = {"test": 2 * 10_000 * 3072, "train": 2 * 50_000 * 3072}
 
 
 class MirrorError(Exception):
@@ -75,10 +82,10 @@ def arrays_digest(images: np.ndarray, labels: np.ndarray) -> str:
 def official_order(split: str, images: np.ndarray, labels: np.ndarray):
     """The split's images and labels in the official order, checked against the official digests; raise
     MirrorError where they are not the official ones."""
-    shipped = np.load(DIGESTS)
-    if arrays_digest(images, labels) == str(shipped[f"{split}_sha256"]):  # the official arrays, in order
+    with np.load(DIGESTS) as shipped:
+        official_sha256, expected = str(shipped[f"{split}_sha256"]), shipped[f"{split}_images"]
+    if arrays_digest(images, labels) == official_sha256:  # the official arrays, in order
         return images, labels
-    expected = shipped[f"{split}_images"]
     found = image_digests(images, labels)
     if len(found) != len(expected):
         raise MirrorError(f"its {split} split has {len(found):,} images, not the official {len(expected):,}")
@@ -89,14 +96,14 @@ def official_order(split: str, images: np.ndarray, labels: np.ndarray):
             raise MirrorError(f"{missing:,} of its {split} images or labels differ from the official ones")
         order = np.array([where[digest] for digest in expected.tolist()])
         images, labels = images[order], labels[order]
-    if arrays_digest(images, labels) != str(shipped[f"{split}_sha256"]):
+    if arrays_digest(images, labels) != official_sha256:
         raise MirrorError(f"its {split} split does not hash to the official SHA-256")
     return images, labels
 
 
-def fetch(url: str, path: Path):
+def fetch(url: str, path: Path, largest: int):
     """Download `url` to `path` with a progress bar on stdout, resuming a dropped connection (HTTP Range)
-    up to ATTEMPTS times."""
+    up to ATTEMPTS times; refuse a file of more than `largest` bytes and a mirror slower than MIN_RATE."""
     from tqdm import tqdm
 
     bar = None
@@ -109,13 +116,19 @@ def fetch(url: str, path: Path):
                     if done and response.status != 206:  # the server ignored the range: start again
                         file.truncate(0)
                         done = 0
-                    total = done + int(response.headers.get("Content-Length", 0))
+                    total = done + (response.length or 0)  # Content-Length; none, or not a number: 0
+                    if total > largest:
+                        raise MirrorError(f"{url} announces {total / 1e6:,.1f} MB, more than the {largest / 1e6:,.1f} MB "
+                                          f"CIFAR-10's file can take")  # fmt: skip
                     if bar is None:
                         bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, file=sys.stdout,
                                    desc=f"{path.name} ({f'{total / 1e6:.0f} MB' if total else 'size unknown'})")  # fmt: skip
-                    while chunk := response.read(1 << 20):
-                        file.write(chunk)
+                    started, received = time.monotonic(), 0
+                    while chunk := response.read1(1 << 16):  # what has come, not a whole 64 kB: the rate is checked
+                        write(file, chunk)
                         bar.update(len(chunk))
+                        received += len(chunk)
+                        check_pace(url, done + received, largest, received, time.monotonic() - started)
                 if path.stat().st_size < total:
                     raise http.client.IncompleteRead(b"", total - path.stat().st_size)
                 return
@@ -128,6 +141,25 @@ def fetch(url: str, path: Path):
     finally:
         if bar is not None:
             bar.close()
+
+
+def write(file, chunk: bytes):
+    """Append `chunk` to the download, flushed at once: a full disk is told apart from a mirror that stopped."""
+    try:
+        file.write(chunk)
+        file.flush()
+    except OSError as error:
+        raise UserError(f"cannot write the download into {Path(file.name).parent.parent} ({error.strerror}): "
+                        f"{advice(error, OTHER_ROOT)}") from None  # fmt: skip
+
+
+def check_pace(url: str, size: int, largest: int, received: int, seconds: float):
+    """Raise MirrorError for a file grown past `largest` bytes, or a download slower than MIN_RATE after GRACE."""
+    if size > largest:
+        raise MirrorError(f"{url} sent more than the {largest / 1e6:,.1f} MB CIFAR-10's file can take")
+    if seconds > GRACE and received / seconds < MIN_RATE:
+        raise MirrorError(f"{url} sent {received / 1e3:,.1f} kB in {seconds:.0f} s, slower than the "
+                          f"{MIN_RATE / 1e3:.0f} kB/s of the official server")  # fmt: skip
 
 
 def read_split(path: Path):
@@ -159,7 +191,7 @@ def from_mirror(root: Path) -> dict:
             splits = {}
             for split, name in SPLITS.items():
                 path = Path(folder) / Path(name).name
-                fetch(f"{base}/{name}", path)
+                fetch(f"{base}/{name}", path, LARGEST[split])
                 splits[split] = official_order(split, *read_split(path))
             save_cache(root, splits)
         return splits
@@ -173,7 +205,7 @@ def save_cache(root: Path, splits: dict):
     buffer = io.BytesIO()
     np.savez(buffer, **{f"{split}_{kind}": array for split, pair in splits.items()
                         for kind, array in zip(("images", "labels"), pair, strict=True)})  # fmt: skip
-    write_atomically(root / CACHE, buffer.getvalue(), instead="choose another --data-root")
+    write_atomically(root / CACHE, buffer.getvalue(), instead=OTHER_ROOT)
 
 
 def from_cache(root: Path) -> dict | None:
@@ -182,7 +214,10 @@ def from_cache(root: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path) as saved:
+        saved = np.load(path)
+        if not isinstance(saved, np.lib.npyio.NpzFile):  # one array (a .npy by that name): not what was kept
+            return None
+        with saved:
             arrays = {split: (saved[f"{split}_images"], saved[f"{split}_labels"]) for split in SPLITS}
         if not all(cifar10_shaped(*pair) for pair in arrays.values()):  # checked as arrays, not only as bytes
             return None

@@ -24,6 +24,11 @@ ADVICE_BY_ERRNO = {  # by the failed write's errno; {instead}: OTHER_OUT, or the
 }
 
 
+def advice(error: OSError, instead=OTHER_OUT) -> str:
+    """What to do about a failed write, by its errno (ADVICE_BY_ERRNO), else `instead`."""
+    return ADVICE_BY_ERRNO.get(error.errno, "{instead}").format(instead=instead)
+
+
 def write_atomically(path, data: bytes, instead=OTHER_OUT):
     """Write via a temporary file in the same folder, then rename over `path` (atomic on POSIX).
 
@@ -42,8 +47,7 @@ def write_atomically(path, data: bytes, instead=OTHER_OUT):
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        advice = ADVICE_BY_ERRNO.get(error.errno, "{instead}").format(instead=instead)
-        raise UserError(f"cannot write {path} ({error.strerror}): {advice}") from None
+        raise UserError(f"cannot write {path} ({error.strerror}): {advice(error, instead)}") from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
@@ -78,11 +82,11 @@ def remove_empty(folders: list[Path]):
             break
 
 
-def check_writable_folder(folder: Path, what: str):
+def check_writable_folder(folder: Path, what: str, instead=OTHER_OUT):
     """Create `folder` if needed and check that files can be written there, or raise a UserError."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise UserError(f"cannot write to {what} {folder} ({error.strerror}): choose another --out") from None
+        raise UserError(f"cannot write to {what} {folder} ({error.strerror}): {advice(error, instead)}") from None

@@ -10,6 +10,7 @@ import pytest
 
 from helpers.commands.cli import STOP_SIGNALS, run_command
 from running import ROOT, SMOKE_RUN, invoke, one_line, run, start
+from runs import REFERENCE, copy_of
 
 
 @pytest.mark.parametrize(
@@ -163,3 +164,21 @@ def test_running_a_module_of_the_package_names_the_commands_instead(module):
     assert (
         one_line(result) == f"error: {module} is a module, not a command: run python -m helpers --help for the commands"
     )
+
+
+def test_output_that_cannot_be_written_ends_a_command_in_one_line():
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # as a file's: buffered
+    with open("/dev/full", "w") as full:  # a disk with no space left
+        result = subprocess.run([sys.executable, "-m", "helpers", "summary", str(ROOT / REFERENCE)], stdout=full,
+                                stderr=subprocess.PIPE, text=True, env={**env, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
+    message = "error: cannot write the output (No space left on device): free some space, or send it elsewhere"
+    assert one_line(result) == message  # once: not again as the process exits
+
+
+def test_a_run_whose_output_cannot_be_written_stops_in_one_line_and_keeps_what_it_saved(two_epochs, tmp_path):
+    run = copy_of(two_epochs["fast"][2], tmp_path)  # epoch 1 of 2 saved
+    saved = {path.name: path.read_bytes() for path in run.iterdir()}
+    with open("/dev/full", "w", buffering=1) as full:  # line by line: the first line fails
+        result = invoke("train", "--resume", str(run), "--no-progress", stdout=full)
+    assert one_line(result).startswith("error: cannot write the output (No space left on device)")
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == saved

@@ -122,9 +122,24 @@ def test_an_interrupted_seeds_run_says_which_runs_kept_epochs_and_removes_the_lo
     line = interrupted(tmp_path, seeds=[3, 4, 5], started=[3, 4])
     assert line == (
         f"interrupted: {tmp_path}/seed3 keeps its last finished epoch: continue it with python -m helpers train "
-        f"--resume {tmp_path}/seedN; seeds 4, 5 saved nothing"
+        f"--resume {tmp_path}/seed3; seeds 4, 5 saved nothing"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["seed3", "seed3.log"]
+
+
+def test_an_interrupted_seeds_run_tells_finished_runs_from_runs_to_continue(two_epochs, tmp_path):
+    _, finished, unfinished = two_epochs["fast"]
+    for seed, run in ((11, finished), (12, finished), (13, unfinished), (14, unfinished)):
+        shutil.copytree(run, tmp_path / f"seed{seed}")
+    assert interrupted(tmp_path, seeds=[11, 12], started=[11, 12]) == (
+        f"interrupted: {tmp_path}/seed11 {tmp_path}/seed12 finished "
+        f"(their table: python -m helpers summary {tmp_path}/seed11 {tmp_path}/seed12)"
+    )
+    assert interrupted(tmp_path, seeds=[11, 13, 14, 15], started=[11, 13, 14, 15]) == (
+        f"interrupted: {tmp_path}/seed11 finished (their table: python -m helpers summary {tmp_path}/seed11); "
+        f"{tmp_path}/seed13, {tmp_path}/seed14 keep their last finished epoch: continue each with "
+        f"python -m helpers train --resume {tmp_path}/seedN (N: 13, 14); seed 15 saved nothing"
+    )
 
 
 @pytest.mark.parametrize("flag", ["--res", "--resu=runs/x", "--se", "--ou=elsewhere"])
@@ -150,3 +165,12 @@ def test_a_second_seeds_run_on_the_same_folder_is_refused(tmp_path):
     with hold_out_dir(tmp_path):  # as a first seeds run does, from start to end
         result = invoke("seeds", "--seeds", "1", "--out-dir", str(tmp_path), *SMOKE_RUN)
     assert "in use by another seeds run" in one_line(result) and not (tmp_path / "seed1.log").exists()
+
+
+def test_seeds_on_a_read_only_out_dir_is_refused_in_one_line(read_only_folder):
+    result = invoke("seeds", "--seeds", "1", "--out-dir", str(read_only_folder), *SMOKE_RUN)
+    assert one_line(result) == (
+        f"error: cannot use --out-dir {read_only_folder} (Read-only file system): the disk is read-only: "
+        "choose another --out-dir"
+    )
+    assert list(read_only_folder.iterdir()) == []

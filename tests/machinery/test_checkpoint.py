@@ -1,9 +1,11 @@
 """A saved run read back: a checkpoint or history that is damaged, foreign or out of range is refused in one line."""
 
+import errno
 import json
 import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +174,22 @@ def test_a_checkpoint_the_system_will_not_read_is_called_unreadable_not_damaged(
     monkeypatch.setattr(torch, "load", refused)
     with pytest.raises(UserError, match="\\(Permission denied\\): make it readable$"):
         load_checkpoint(finished_run)
+
+
+@pytest.mark.parametrize("refused", ["history.json", "the folder"])
+def test_a_history_the_system_refuses_to_read_is_to_be_made_readable_not_replaced(
+    finished_run, tmp_path, monkeypatch, refused
+):
+    run = copy_of(finished_run, tmp_path)
+    history = run / "history.json"
+    method = "read_text" if refused == "history.json" else "stat"  # chmod 000 on the file, or on its folder
+    call = getattr(Path, method)
+
+    def refusing(path, *args, **kwargs):  # as chmod 000 does, for a user other than root (as the tests may be)
+        if path == history:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return call(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, method, refusing)
+    message = one_line(invoke("summary", str(run)))
+    assert message == f"error: cannot read history {history} (Permission denied): make it readable"

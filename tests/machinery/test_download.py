@@ -210,3 +210,80 @@ def test_a_mirror_that_answers_404_says_so(tmp_path, monkeypatch, offline):
         monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
         with pytest.raises(UserError, match=r"did not answer: HTTPError 404\)"):
             load_cifar10(tmp_path / "data")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_a_single_array_in_place_of_the_kept_npz_is_no_cache(official, official_digests, tmp_path, dtype):
+    with open(tmp_path / CACHE, "wb") as file:  # np.save by the kept file's name: one array, no zip
+        np.save(file, official.train_images.astype(dtype))
+    assert from_cache(tmp_path) is None  # downloaded again instead
+
+
+@pytest.mark.parametrize("below", ["", "cifar/data"], ids=["the root itself", "folders to make in it"])
+def test_a_data_root_that_cannot_be_written_is_said_in_one_line_before_any_download(
+    read_only_folder, monkeypatch, offline, below
+):
+    root = read_only_folder / below
+    monkeypatch.setenv("CIFAR10_MIRROR", NOWHERE)
+    result = invoke("train", *SMOKE_RUN, "--data-root", str(root), "--out", str(read_only_folder.parent / "run"))
+    stopped_at = read_only_folder / below.partition("/")[0]  # the first folder that could not be made
+    assert one_line(result) == (
+        f"error: cannot write to the data root {root} (Read-only file system): the disk is read-only: "
+        "pass another folder with --data-root or $CIFAR10_ROOT"
+    ), stopped_at
+    assert list(read_only_folder.iterdir()) == [] and not (read_only_folder.parent / "run").exists()
+
+
+def test_a_full_disk_during_the_download_is_said_as_such_and_leaves_nothing(
+    official_digests, stand_in, mount_tmpfs, monkeypatch, offline
+):
+    root = mount_tmpfs("size=64k")  # the stand-in's test file is larger
+    with Server(stand_in) as mirror:
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        with pytest.raises(UserError) as error:
+            load_cifar10(root)
+    assert str(error.value) == (
+        f"cannot write the download into {root} (No space left on device): free some space, or pass another "
+        "folder with --data-root or $CIFAR10_ROOT"
+    )
+    assert list(root.iterdir()) == []
+
+
+def test_a_mirror_slower_than_the_official_server_is_given_up(
+    official_digests, stand_in, tmp_path, monkeypatch, offline
+):
+    monkeypatch.setattr(download, "GRACE", 0.5)  # in place of 30 s
+    with Server(stand_in, pace=0.1) as mirror:  # a byte every 0.1 s
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        with pytest.raises(UserError) as error:
+            load_cifar10(tmp_path / "data")
+    assert f"tried the mirror ({mirror.base}/{SPLITS['test']} sent 0.0 kB in 1 s, slower than the 50 kB/s" in str(
+        error.value
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_announcing_more_than_cifar_10_can_take_is_refused_before_writing(
+    official_digests, stand_in, tmp_path, monkeypatch, offline
+):
+    with Server(stand_in, announce=str(10**12)) as mirror:
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        with pytest.raises(
+            UserError, match=r"announces 1,000,000.0 MB, more than the 61.4 MB CIFAR-10's file can take"
+        ):
+            load_cifar10(tmp_path / "data")
+    monkeypatch.setitem(download.LARGEST, "test", 100_000)  # no size announced, and more sent than a split can take
+    with Server(stand_in, announce="many bytes") as mirror:
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        with pytest.raises(UserError, match=r"sent more than the 0.1 MB CIFAR-10's file can take"):
+            load_cifar10(tmp_path / "data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_content_length_that_is_not_a_number_is_a_size_unknown(official, official_digests, stand_in, tmp_path,
+                                                                  monkeypatch, offline, capsys):  # fmt: skip
+    with Server(stand_in, announce="many bytes") as mirror:
+        monkeypatch.setenv("CIFAR10_MIRROR", mirror.base)
+        loaded = load_cifar10(tmp_path / "data")
+    np.testing.assert_array_equal(loaded.test_images, official.test_images)
+    assert "(size unknown)" in capsys.readouterr().out
