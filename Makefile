@@ -69,7 +69,7 @@ bench: setup
 # JupyterLab on this project's .venv kernel, in notebooks/. HEADLESS=1: no browser and no token, on
 # 127.0.0.1 only, for a test or a tunnel; PORT=N picks the port. (Jupyter refuses root without --allow-root.)
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+	$(VENV)/bin/jupyter lab --notebook-dir=. --LabApp.default_url=/lab/tree/notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
 		$(if $(filter 1,$(HEADLESS)),--no-browser --ip=127.0.0.1 --IdentityProvider.token=)
 
 # Rewrite every notebook's Colab badge and set-up cell from [project.urls] Repository in pyproject.toml.

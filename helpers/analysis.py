@@ -23,6 +23,11 @@ def first_epoch_at(epochs: list[dict], accuracy: float):
     return next((r["epoch"] for r in epochs if r["test_acc"] >= accuracy), None)
 
 
+def reached(epoch) -> str:
+    """A first epoch (first_epoch_at) as shown: its number, or 'not reached' (None)."""
+    return "not reached" if epoch is None else str(epoch)
+
+
 def run_summary(history: dict) -> dict:
     """Best and last test accuracy, first epochs at 85% and 85.9%, and timing of a history (as fit returns
     it, or load_history reads it)."""
@@ -99,19 +104,21 @@ def milestones(named: dict) -> str:
     for name, history in named.items():
         s = run_summary(history)
         kind = "" if is_recipe(history) else " (a preview)"
-        first = [s[key] if s[key] is not None else "not reached" for key in ("first_epoch_85", "first_epoch_published")]
+        first = [reached(s[key]) for key in ("first_epoch_85", "first_epoch_published")]
         lines.append(f"| {name}{kind} | {run_size(history)}, {s['device']}, {s['precision']} | {first[0]} | {first[1]} "
                      f"| {s['best_acc']:.2%} (epoch {s['best_epoch']}) | {s['last_acc']:.2%} |")  # fmt: skip
     log = PUBLISHED_LOG
-    lines.append(f"| published log | 100 epoch(s) of 50,000 images | {log['first_epoch_85']} | "
-                 f"{log['first_epoch_published']} | {log['best_acc']:.2%} | |")  # fmt: skip
+    lines.append(f"| published log | 100 epoch(s) of 50,000 images | {reached(log['first_epoch_85'])} | "
+                 f"{reached(log['first_epoch_published'])} | {log['best_acc']:.2%} | |")  # fmt: skip
     return "\n".join(lines)
 
 
 def recorded_command(meta: dict) -> str:
-    """The command that made a run, as it is typed today: runs made before `python -m helpers COMMAND`
-    recorded the command's file (`train.py --epochs 100`)."""
+    """The command that made a run, as it is typed today (runs made before `python -m helpers COMMAND` recorded
+    the command's file: `train.py --epochs 100`), or the notebook that trained it (a kernel's own command line)."""
     program, _, flags = meta["command"].partition(" ")
+    if program.endswith("kernel_launcher.py"):  # ipykernel's, or Colab's: notebook 4 trained it
+        return "notebook 4 (helpers.training.fit_or_load)"
     if program in ("train.py", "seeds.py"):
         return f"python -m helpers {program.removesuffix('.py')} {flags}".rstrip()
     return meta["command"]

@@ -96,7 +96,11 @@ def test_a_recorded_command_reads_as_it_is_typed_today():
         == "python -m helpers train --epochs 100 --seed 1"
     )
     assert recorded_command({"command": "python -m helpers train --smoke"}) == "python -m helpers train --smoke"
-    assert recorded_command({"command": "ipykernel_launcher.py -f k.json"}) == "ipykernel_launcher.py -f k.json"
+    for kernel in (
+        "ipykernel_launcher.py -f /root/.local/share/jupyter/runtime/kernel-1.json",
+        "colab_kernel_launcher.py -f k.json",
+    ):
+        assert recorded_command({"command": kernel}) == "notebook 4 (helpers.training.fit_or_load)"
 
 
 def test_the_readmes_headline_says_what_the_reference_history_holds():

@@ -230,6 +230,10 @@ def test_make_lab_serves_jupyterlab_headless(tmp_path):
         assert page is not None and "JupyterLab" in page, (tmp_path / "lab.log").read_text()
         kernels = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs", timeout=5).read())
         assert kernels["default"] == "python3"
+        opened = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).geturl()
+        assert opened.endswith("/lab/tree/notebooks")  # opens on the notebooks, in the project's root:
+        for linked in ("README.md", "docs/results.md", "notebooks/01_data.ipynb"):  # the notebooks' links lead there
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/{linked}?content=0", timeout=5)
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -48,12 +48,12 @@ def badge(url: str | None, notebook: str) -> str:
 
 
 def setup_cell(url: str | None) -> str:
-    """Five lines: in Colab, clone the project once into COLAB_DIR and import it from there; everywhere,
+    """Five lines: in Colab (only), clone the project once into COLAB_DIR and import it from there; everywhere,
     helpers.commands.setup() (Colab's missing packages, one-line errors, where the data comes from)."""
-    return f"""import os, sys  # set-up, safe to run twice: in Colab, fetch the project once
+    return f"""import os, sys  # set-up, safe to run twice: in Colab, fetch the project once and import it
 if 'google.colab' in sys.modules and not os.path.isdir({COLAB_DIR!r}):
     !git clone -q --depth 1 {url or PLACEHOLDER} {COLAB_DIR}
-sys.path.insert(0, {COLAB_DIR!r})  # Colab's copy of the project (no such folder elsewhere)
+if 'google.colab' in sys.modules: sys.path.insert(0, {COLAB_DIR!r})  # Colab only
 from helpers.commands import setup; setup()"""
 
 

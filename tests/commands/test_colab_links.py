@@ -4,13 +4,15 @@ import errno
 import json
 import os
 import shutil
+import sys
+import types
 
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
 from helpers import UserError
 from helpers.commands import colab_links
-from helpers.commands.colab_links import badge, notebook_agrees, repository_url, rewrite, setup_cell
+from helpers.commands.colab_links import COLAB_DIR, badge, notebook_agrees, repository_url, rewrite, setup_cell
 from running import ROOT, invoke, one_line
 
 
@@ -55,6 +57,20 @@ def test_colab_links_read_the_placeholder_with_or_without_git_as_unknown(tmp_pat
     assert repository_url(tmp_path / "pyproject.toml") is None
     (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = "https://github.com/someone/cnn.git"\n')
     assert repository_url(tmp_path / "pyproject.toml") == "https://github.com/someone/cnn"
+
+
+@pytest.mark.parametrize("in_colab", [False, True], ids=["elsewhere", "in Colab"])
+def test_the_set_up_cell_imports_colabs_copy_in_colab_only(tmp_path, monkeypatch, in_colab):
+    copy = tmp_path / "content" / "cnn-cifar10"  # a folder of that name on a shared machine, say
+    copy.mkdir(parents=True)
+    cell = setup_cell("https://github.com/someone/cnn-cifar10").replace(COLAB_DIR, str(copy))
+    code = TransformerManager().transform_cell(cell.rsplit("\n", 1)[0])  # all but setup() itself
+    shell = types.SimpleNamespace(system=lambda command: pytest.fail(f"cloned again: {command}"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(code, {"get_ipython": lambda: shell})
+    assert (sys.path[0] == str(copy)) is in_colab
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"cells": []}', '{"nbformat": 4}'])
