@@ -79,9 +79,7 @@ def estimate(run: Settled, data, lr_test_steps=0) -> str:
     of `lr_test_steps` batches (at most: it stops early when the loss climbs); and the full recipe here."""
     config = run.config
     figures = timed_passes(run, data)
-    epoch = (
-        len(data.train_labels) / figures["train_images_per_s"] + len(data.test_labels) / figures["eval_images_per_s"]
-    )
+    epoch = epoch_seconds(data, figures)
     status, saved = saved_run(config)
     if status == FINISHED:
         training, plan = 0.0, f"loads the finished run in {config.out} and trains nothing"
@@ -97,13 +95,29 @@ def estimate(run: Settled, data, lr_test_steps=0) -> str:
     text = f"about {duration(total)} here: {plan}"
     if lr_test_steps:
         text += f"; at most {duration(lr_test)} for the LR range test's {lr_test_steps} steps"
-    text += f" (measured: {figures['steps']} steps from a fresh pass, median of 3); "
+    text += f" ({measured(figures)}); "
     if config.batch_size == BATCH_SIZE:  # the rate holds for the recipe too
         recipe = EPOCHS * (TRAIN_IMAGES / figures["train_images_per_s"] + TEST_IMAGES / figures["eval_images_per_s"])
         text += f"the full recipe (100 epochs of 50,000 images) would take about {duration(recipe)} here: "
     else:
         text += "the full recipe: "
     return text + "python -m helpers train, or RUN = 'recipe'"
+
+
+def estimate_epochs(run: Settled, data, epochs: int) -> str:
+    """How long `epochs` epochs of `run` take here, from steps measured first: what `python -m helpers train`
+    says before it trains."""
+    figures = timed_passes(run, data)
+    return f"about {duration(epochs * epoch_seconds(data, figures))} here for {epochs} epoch(s) ({measured(figures)})"
+
+
+def epoch_seconds(data, figures: dict) -> float:
+    """One epoch over `data` at timed_passes' rates: training, then evaluation."""
+    return len(data.train_labels) / figures["train_images_per_s"] + len(data.test_labels) / figures["eval_images_per_s"]
+
+
+def measured(figures: dict) -> str:
+    return f"measured: {figures['steps']} steps from a fresh pass, median of 3"
 
 
 def duration(seconds: float) -> str:

@@ -282,11 +282,15 @@ def fit_or_load(run: Settled, data=None, overwrite=False) -> dict:
     return fit(run, data, overwrite=overwrite)
 
 
-def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=False, on_epoch_end=None) -> dict:
+def fit(
+    run: Settled, data=None, resume: Checkpoint | None = None, overwrite=False, on_start=None, on_epoch_end=None
+) -> dict:
     """Train as the settled `run` says (`settle`), saving checkpoint.pt and history.json in
     its out folder after every epoch.
 
     resume: a checkpoint (helpers.machinery.checkpoint.load_checkpoint) to continue from; its settings must match.
+    on_start: called with the data once the run folder is taken, before the model is built (the train command
+    prints its estimate there).
     on_epoch_end: called with each epoch's record after it is saved.
     Returns the run's history, as saved in history.json: {"meta", "config", "epochs"}.
     """
@@ -299,6 +303,8 @@ def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=Fal
         # Data and loaders.
         if data is None:
             data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
+        if on_start is not None:
+            on_start(data)
         # Model, optimizer and schedule, fresh or restored.
         trainer, train_loader, test_loader = prepare(run, data)
         model = trainer.model
@@ -347,6 +353,8 @@ def fit(run: Settled, data=None, resume: Checkpoint | None = None, overwrite=Fal
                 )
             folder.append(record, trainer.training_state(optimizer, scheduler))
             epochs.set_postfix(test_acc=f"{test_acc:.2%}")
+            tqdm.write(f"epoch {epoch}/{config.epochs}: test accuracy {test_acc:.2%}, train loss {train_loss:.3f} "
+                       f"({record['seconds']:.0f} s)", file=sys.stdout)  # fmt: skip
             if on_epoch_end is not None:
                 on_epoch_end(record)
     return history

@@ -44,6 +44,7 @@ def train(argv) -> int:
     resume = load_checkpoint(args.resume) if args.resume is not None else None
     config = config_from_args(args, resume).validate()  # a fresh run's bad flag is reported before torch is imported
     from helpers.analysis import summary_line
+    from helpers.timing import estimate_epochs
     from helpers.training import describe, fit, settle
 
     run = settle(config)
@@ -54,11 +55,18 @@ def train(argv) -> int:
     if device.type == "cpu" and config.subset is None:
         print(
             f"warning: no GPU in use: {config.epochs} epochs of 50,000 images take hours on a CPU "
-            "(the epochs bar shows the estimate); for a quick run add --smoke",
+            "(measured below before it starts); for a quick run add --smoke",
             file=sys.stderr,
         )
-    print(describe(run))
-    history = fit(run, resume=resume, overwrite=args.overwrite)
+    print(describe(run), flush=True)
+    left = config.epochs - (resume["epoch"] if resume is not None else 0)
+
+    def say_how_long(data):  # the whole training set: minutes on a GPU, hours on a CPU
+        if config.subset is None:
+            print("how long it takes here: timing a few steps first", flush=True)
+            print(estimate_epochs(run, data, left), flush=True)
+
+    history = fit(run, resume=resume, overwrite=args.overwrite, on_start=say_how_long)
     print(f"{summary_line(history)}; results in {config.out}/ (history.json, checkpoint.pt)")
     return 0
 

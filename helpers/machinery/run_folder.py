@@ -22,6 +22,16 @@ from helpers.machinery.checkpoint import CHECKPOINT, HISTORY, Checkpoint, load_h
 from helpers.machinery.files import PARTIAL, missing_folders, remove_empty, save_checkpoint, save_json
 
 LOCK = ".lock"
+# How a run is continued where a wrapper started it, {path} standing for its folder: `make train` sets
+# 'make train ARGS="--resume {path}"', so that a stopped run is continued as it was started.
+RESUME_ENV = "HELPERS_RESUME"
+
+
+def resume_hint(path) -> str:
+    """What continues the run in `path`: --resume, or the form its wrapper gave ($HELPERS_RESUME)."""
+    return os.environ.get(RESUME_ENV, "--resume {path}").replace("{path}", str(path))
+
+
 # What a save killed between writing and renaming leaves: files.write_atomically's temporary files.
 LEFTOVER = re.compile(rf"\.({re.escape(CHECKPOINT)}|{re.escape(HISTORY)}){re.escape(PARTIAL)}[a-z0-9_]{{8}}")
 
@@ -137,7 +147,7 @@ class RunFolder:
         if held and not (in_place or overwrite):
             if self.checkpoint.exists():
                 raise UserError(
-                    f"{self.path} already holds a run: continue it with --resume {self.path}, "
+                    f"{self.path} already holds a run: continue it with {resume_hint(self.path)}, "
                     "or pass --overwrite or another --out"
                 )
             raise UserError(
@@ -214,7 +224,7 @@ class RunFolder:
             save_json(self.history_file, self.history)
         except UserError as error:
             raise UserError(
-                f"{error}; {self.checkpoint} holds epoch {self.saved_epoch}, and --resume {self.path} "
+                f"{error}; {self.checkpoint} holds epoch {self.saved_epoch}, and {resume_hint(self.path)} "
                 "rewrites the history from it"
             ) from None
 
@@ -247,5 +257,5 @@ class RunFolder:
                     "interrupted before the first epoch finished: nothing was saved; start again with the same command"
                 ) from None
             raise KeyboardInterrupt(
-                f"interrupted: {self.checkpoint} holds epoch {self.saved_epoch}; continue with --resume {self.path}"
+                f"interrupted: {self.checkpoint} holds epoch {self.saved_epoch}; continue with {resume_hint(self.path)}"
             ) from None

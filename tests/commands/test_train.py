@@ -1,15 +1,18 @@
 """`python -m helpers train`: a short run, the flags over the preset or the resumed run's settings."""
 
+import itertools
+import re
 import subprocess
+import sys
 from dataclasses import asdict
 
 import pytest
 
-from helpers import UserError
+from helpers import UserError, timing, training
 from helpers.commands.train import build_parser, config_from_args
 from helpers.config import SMOKE, results_settings
 from helpers.machinery.checkpoint import load_checkpoint
-from helpers.machinery.run_folder import check_resumable
+from helpers.machinery.run_folder import RESUME_ENV, check_resumable
 from running import ROOT, SMOKE_RUN, invoke, one_line
 from runs import LONG
 
@@ -60,3 +63,47 @@ def test_make_train_writes_to_runs_published_unless_args_name_another_out():
 
     assert "helpers train --out runs/published" in dry()
     assert dry("ARGS=--smoke --out runs/smoke").split("helpers train")[1].split() == ["--smoke", "--out", "runs/smoke"]
+
+
+def test_the_whole_training_set_is_timed_first_and_each_epoch_says_its_test_accuracy(data_root, tmp_path, monkeypatch):
+    rates = {"train_images_per_s": 500.0, "eval_images_per_s": 2000.0, "steps": 16}
+    monkeypatch.setattr(timing, "timed_passes", lambda run, data: rates)  # the measuring: tests/commands/test_bench.py
+    train_epoch, calls = training.train_epoch, itertools.count()
+
+    def one_epoch_then_stop(trainer, batches, *args, **kwargs):  # two steps stand in for epoch 1; Ctrl-C in epoch 2
+        if next(calls) == 0:
+            return train_epoch(trainer, itertools.islice(batches, 2), *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_epoch", one_epoch_then_stop)
+    monkeypatch.setenv(RESUME_ENV, 'make train ARGS="--resume {path}"')  # as make train sets it
+    out = tmp_path / "run"
+    flags = ["--epochs", "3", "--test-subset", "1000", "--device", "cpu", "--pipeline", "fast", "--no-progress"]
+    result = invoke("train", *flags, "--out", str(out))
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("training on CPU") and lines[0].endswith(
+        "3 epoch(s) of 50,000 images, fast pipeline, fp32"
+    )
+    assert (
+        lines[1:3]
+        == [
+            "how long it takes here: timing a few steps first",
+            "about 5.0 min here for 3 epoch(s) (measured: 16 steps from a fresh pass, median of 3)",  # 50,000/500 + 1,000/2,000 s
+        ]
+    )
+    assert re.fullmatch(r"epoch 1/3: test accuracy \d+\.\d\d%, train loss \d\.\d{3} \(\d+ s\)", lines[3]), lines[3]
+    assert one_line(result, status=130) == (
+        f'interrupted: {out}/checkpoint.pt holds epoch 1; continue with make train ARGS="--resume {out}"'
+    )
+
+
+def test_make_train_stopped_says_how_to_continue_in_makes_words_and_adds_no_error(tmp_path):
+    fake = tmp_path / "bin"  # a .venv whose python stops as a training run does: one line, status 130
+    (fake / "bin").mkdir(parents=True)
+    (fake / ".installed").touch()
+    stub = "import os, sys; print(os.environ['HELPERS_RESUME'], file=sys.stderr); sys.exit(130)"
+    (fake / "bin" / "python").write_text(f'#!/bin/sh\nexec {sys.executable} -c "{stub}"\n')
+    (fake / "bin" / "python").chmod(0o755)
+    result = subprocess.run(["make", "-s", "-o", f"{fake}/.installed", "train", f"VENV={fake}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and result.stderr == 'make train ARGS="--resume {path}"\n', result.stderr
