@@ -85,7 +85,11 @@ def run_command(main, argv=None) -> int:
     }
     sys.stdout = CheckedOutput(sys.stdout)
     try:
-        status = main(argv)
+        try:
+            status = main(argv)
+        except SystemExit:  # argparse's --help, or a malformed flag: what it printed is written now too
+            sys.stdout.flush()
+            raise
         sys.stdout.flush()  # what is buffered is written now, where a failure is one line, not at exit
         return status
     except UserError as error:

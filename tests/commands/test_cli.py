@@ -10,7 +10,7 @@ import pytest
 
 from helpers.commands.cli import STOP_SIGNALS, run_command
 from running import ROOT, SMOKE_RUN, invoke, one_line, run, start
-from runs import REFERENCE, copy_of
+from runs import copy_of
 
 
 @pytest.mark.parametrize(
@@ -166,13 +166,18 @@ def test_running_a_module_of_the_package_names_the_commands_instead(module):
     )
 
 
-def test_output_that_cannot_be_written_ends_a_command_in_one_line():
+@pytest.mark.parametrize("args", [["summary", "--help"], ["seeds", "--seeds", "x"]], ids=["help", "error"])
+def test_output_that_cannot_be_written_ends_a_command_in_one_line(args):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # as a file's: buffered
     with open("/dev/full", "w") as full:  # a disk with no space left
-        result = subprocess.run([sys.executable, "-m", "helpers", "summary", str(ROOT / REFERENCE)], stdout=full,
-                                stderr=subprocess.PIPE, text=True, env={**env, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
-    message = "error: cannot write the output (No space left on device): free some space, or send it elsewhere"
-    assert one_line(result) == message  # once: not again as the process exits
+        result = subprocess.run([sys.executable, "-m", "helpers", *args], stdout=full, stderr=subprocess.PIPE,
+                                text=True, env={**env, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
+    if args[-1] == "--help":  # all it does is print: once, not again as the process exits
+        assert one_line(result) == (
+            "error: cannot write the output (No space left on device): free some space, or send it elsewhere"
+        )
+    else:  # nothing printed on stdout: the flag's error alone
+        assert one_line(result).startswith("error: --seeds must look like 1-8")
 
 
 def test_a_run_whose_output_cannot_be_written_stops_in_one_line_and_keeps_what_it_saved(two_epochs, tmp_path):
