@@ -180,7 +180,7 @@ PRESETS = {
     # What notebook 4 trains where there is no GPU: a few minutes on a 2-core CPU, where the recipe takes hours.
     "preview": dict(epochs=5, subset=5000, test_subset=2000),
     # One short epoch that shows the mechanics in seconds, not the accuracy (500 images are too few to beat
-    # chance reliably; the tests that check learning give it 2,000). Used by --smoke, bench --dry-run,
+    # chance reliably; the tests that check learning give it 1,000). Used by --smoke, bench --dry-run,
     # notebook 4 (SMOKE=1), scripts/gpu_reproduce.sh (TINY=1) and the tests.
     "smoke": dict(epochs=1, subset=500, test_subset=200, batch_size=16, max_lr=0.05),
 }

@@ -59,6 +59,9 @@ def timed_passes(run: Settled, data, passes: int = 3) -> dict:
     steps = min(len(train_loader), max(16, chunk_steps))
     warmup = min(3, steps)
     optimizer, scheduler = make_optimizer(trainer.model, config, total_steps=warmup + passes * steps)
+    print(
+        f"timing {passes} x {steps} training steps and the evaluation here first...", flush=True
+    )  # seconds to minutes
     train_loader.set_seed(config.seed)
     train_epoch(trainer, islice(train_loader, warmup), optimizer, scheduler, progress=False)
     rates = []

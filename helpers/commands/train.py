@@ -63,7 +63,6 @@ def train(argv) -> int:
 
     def say_how_long(data):  # the whole training set: minutes on a GPU, hours on a CPU
         if config.subset is None:
-            print("how long it takes here: timing a few steps first", flush=True)
             print(estimate_epochs(run, data, left), flush=True)
 
     history = fit(run, resume=resume, overwrite=args.overwrite, on_start=say_how_long)

@@ -26,11 +26,14 @@ def test_bench_dry_run_writes_its_table_over_an_earlier_benchmarks(data_root, tm
     assert all(figures["train_images_per_s"] > 0 for figures in report["pipelines"].values())
 
 
-def test_the_estimate_times_fresh_passes_and_includes_the_full_recipe_at_the_recipes_batch(smoke_data, tmp_path):
+def test_the_estimate_times_fresh_passes_and_includes_the_full_recipe_at_the_recipes_batch(
+    smoke_data, tmp_path, capsys
+):
     fresh = replace(SMOKE_CONFIG, out=str(tmp_path / "fresh"))
     data = replace(smoke_data, train_images=smoke_data.train_images[:192], train_labels=smoke_data.train_labels[:192],
                    test_images=smoke_data.test_images[:64], test_labels=smoke_data.test_labels[:64])  # fmt: skip
     text = estimate(settle(replace(fresh, batch_size=64)), data)
+    assert capsys.readouterr().out == "timing 3 x 3 training steps and the evaluation here first...\n"  # said at once
     assert text.startswith("about ") and " for 1 epoch(s) (measured: 3 steps from a fresh pass, median of 3)" in text
     assert "100 epochs of 50,000 images) would take" in text
     whole = estimate(settle(replace(fresh, pipeline="fast")), data, lr_test_steps=30)  # notebook 4's
