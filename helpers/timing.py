@@ -59,9 +59,8 @@ def timed_passes(run: Settled, data, passes: int = 3) -> dict:
     steps = min(len(train_loader), max(16, chunk_steps))
     warmup = min(3, steps)
     optimizer, scheduler = make_optimizer(trainer.model, config, total_steps=warmup + passes * steps)
-    print(
-        f"timing {passes} x {steps} training steps and the evaluation here first...", flush=True
-    )  # seconds to minutes
+    # Said first: the timing takes seconds on a GPU, a minute or more on a slow CPU.
+    print(f"timing {passes} x {steps} training steps and the evaluation here first...", flush=True)
     train_loader.set_seed(config.seed)
     train_epoch(trainer, islice(train_loader, warmup), optimizer, scheduler, progress=False)
     rates = []
@@ -120,6 +119,7 @@ def epoch_seconds(data, figures: dict) -> float:
 
 
 def measured(figures: dict) -> str:
+    """How the rates were measured, in words."""
     return f"measured: {figures['steps']} steps from a fresh pass, median of 3"
 
 
