@@ -30,28 +30,27 @@ class Exercise:
     mistakes: dict = field(default_factory=dict)
     tolerance: float = 1e-3  # relative, for numbers
 
-    def check(self, **given) -> bool | None:
-        """Print whether `given` (the answers by name; None: not answered yet) is right, and which is not, with
-        the hint for that mistake. Returns True, False, or None while nothing is answered."""
+    def check(self, **given):
+        """Say whether `given` (the answers by name; None: not answered yet) is right, or which is not, with the
+        hint for that mistake. It prints, and returns nothing: a notebook shows no True or False under it."""
+        print(self.verdict(**given))
+
+    def verdict(self, **given) -> str:
+        """The line `check` prints."""
         unknown = sorted(set(given) - set(self.answers))
         if unknown:
-            print(f"Not a quantity of this exercise: {', '.join(unknown)} (it asks for {', '.join(self.answers)}).")
-            return False
+            return f"Not a quantity of this exercise: {', '.join(unknown)} (it asks for {', '.join(self.answers)})."
         answered = {name: value for name, value in given.items() if value is not None}
         if not answered:
-            print(f"Not answered yet: fill in {', '.join(self.answers)}, then run this cell again.")
-            return None
+            return f"Not answered yet: fill in {', '.join(self.answers)}, then run this cell again."
         for name, value in answered.items():
             if not self._equal(value, self.answers[name]):
                 hint = next((text for wrong, text in self.mistakes.get(name, []) if self._equal(value, wrong)), None)
-                print(f"Not yet: {name} = {value!r} is not right. Hint: {hint or self.hint_text}")
-                return False
+                return f"Not yet: {name} = {value!r} is not right. Hint: {hint or self.hint_text}"
         missing = [name for name in self.answers if name not in answered]
         if missing:
-            print(f"Right so far. Still to fill in: {', '.join(missing)}.")
-            return None
-        print("Correct: " + ", ".join(f"{name} = {value!r}" for name, value in self.answers.items()) + ".")
-        return True
+            return f"Right so far. Still to fill in: {', '.join(missing)}."
+        return "Correct: " + ", ".join(f"{name} = {value!r}" for name, value in self.answers.items()) + "."
 
     def hint(self):
         print(self.hint_text)

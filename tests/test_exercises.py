@@ -13,10 +13,6 @@ from helpers.model import Net
 from helpers.schedule import one_cycle
 
 
-def said(capsys) -> str:
-    return capsys.readouterr().out.strip()
-
-
 @pytest.fixture(scope="module")
 def model():
     return Net()
@@ -24,12 +20,14 @@ def model():
 
 def test_an_exercise_waits_for_an_answer_and_refuses_a_quantity_it_does_not_ask(model, capsys):
     question = exercises.receptive_field_row(model, "block2.8")
-    assert question.check(n_out=None, j_out=None, r_out=None, start=None) is None
-    assert said(capsys) == "Not answered yet: fill in n_out, j_out, r_out, start, then run this cell again."
-    assert question.check(n_out=16) is None and said(capsys) == "Right so far. Still to fill in: j_out, r_out, start."
-    assert question.check(rout=19) is False and "Not a quantity of this exercise: rout" in said(capsys)
+    question.check(n_out=None, j_out=None, r_out=None, start=None)  # as a committed notebook runs it: no error
+    assert (
+        capsys.readouterr().out == "Not answered yet: fill in n_out, j_out, r_out, start, then run this cell again.\n"
+    )
+    assert question.verdict(n_out=16) == "Right so far. Still to fill in: j_out, r_out, start."
+    assert question.verdict(rout=19).startswith("Not a quantity of this exercise: rout")
     question.hint()
-    assert "k_eff = d*(k-1)+1" in said(capsys)
+    assert "k_eff = d*(k-1)+1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -54,59 +52,53 @@ def test_an_exercise_waits_for_an_answer_and_refuses_a_quantity_it_does_not_ask(
     ],
     ids=["dilated r_out", "dilated n_out", "dilated start", "stride", "jump", "pool: no known mistake"],
 )
-def test_a_receptive_field_row_is_checked_against_the_models_table(model, capsys, layer, right, wrong, hint):
+def test_a_receptive_field_row_is_checked_against_the_models_table(model, layer, right, wrong, hint):
     question = exercises.receptive_field_row(model, layer)
     assert question.answers == right  # what receptive_field_table computes from the model
-    assert question.check(**right) is True and said(capsys).startswith("Correct:")
-    assert question.check(**{**right, **wrong}) is False
+    assert question.verdict(**right).startswith("Correct:")
     name, value = next(iter(wrong.items()))
-    assert said(capsys).startswith(f"Not yet: {name} = {value!r} is not right. Hint: {hint}")
+    assert question.verdict(**{**right, **wrong}).startswith(f"Not yet: {name} = {value!r} is not right. Hint: {hint}")
 
 
 @pytest.mark.parametrize("depthwise, pointwise, right", [("block2.4", "block2.5", 4800), ("block3.3", "block3.4", 840)])
-def test_a_separable_blocks_parameters_count_both_biases(model, capsys, depthwise, pointwise, right):
+def test_a_separable_blocks_parameters_count_both_biases(model, depthwise, pointwise, right):
     question = exercises.separable_parameters(model, depthwise, pointwise)
-    assert question.check(parameters=right) is True
+    assert question.verdict(parameters=right).startswith("Correct:")
     channels = model.get_submodule(depthwise).in_channels
     for wrong, hint in [
         (right - channels, "the pointwise conv has a bias too"),
         (right - 2 * channels, "each of the two"),
     ]:
-        said(capsys)
-        assert question.check(parameters=wrong) is False and hint in said(capsys)
-    assert question.check(parameters=9 * channels**2 + channels**2 + 2 * channels) is False
-    assert f"groups={channels}" in said(capsys)
+        assert hint in question.verdict(parameters=wrong)
+    assert f"groups={channels}" in question.verdict(parameters=9 * channels**2 + channels**2 + 2 * channels)
 
 
-def test_the_augmentation_shares_are_the_joint_chances_of_the_four_transforms(capsys):
+def test_the_augmentation_shares_are_the_joint_chances_of_the_four_transforms():
     assert exercises.TRANSFORMS == len(augmentations((0.5, 0.5, 0.5)))  # as many as training draws
     question = exercises.augmentation_fractions()
-    assert question.check(none=1 / 16, all_four=0.0625) is True
+    assert question.verdict(none=1 / 16, all_four=0.0625).startswith("Correct:")
     for wrong in (0.5, 0.25):
-        said(capsys)
-        assert question.check(none=1 / 16, all_four=wrong) is False and "multiply" in said(capsys)
+        assert "multiply" in question.verdict(none=1 / 16, all_four=wrong)
 
 
-def test_the_schedule_questions_are_read_from_torchs_one_cycle(capsys):
+def test_the_schedule_questions_are_read_from_torchs_one_cycle():
     config = replace(TrainConfig(), epochs=2)
     schedule = one_cycle(config, steps_per_epoch=79)  # 5,000 images in batches of 64: the last one of 8
     question = exercises.schedule_questions(schedule)
     right = dict(steps_per_epoch=79, first_lr=0.017 / 25, last_lr=0.017 / 25 / 1e4)
-    assert question.check(**right) is True
+    assert question.verdict(**right).startswith("Correct:")
     for wrong, hint in [(dict(steps_per_epoch=78), "round up"), (dict(first_lr=0.017), "max_lr / div_factor"),
                         (dict(last_lr=0), "not to 0"), (dict(last_lr=0.017 / 25), "far below")]:  # fmt: skip
-        said(capsys)
-        assert question.check(**{**right, **wrong}) is False and hint in said(capsys)
+        assert hint in question.verdict(**{**right, **wrong})
 
 
-def test_the_most_confused_pair_adds_both_directions(capsys):
+def test_the_most_confused_pair_adds_both_directions():
     classes = ("cat", "dog", "ship")
     matrix = np.array([[80, 12, 8], [11, 85, 4], [1, 2, 97]])  # cat->dog 12 + 11 beats cat->ship 8 + 1
     question = exercises.most_confused(matrix, classes)
-    assert question.check(pair=("dog", "cat")) is True  # either order
+    assert question.verdict(pair=("dog", "cat")).startswith("Correct:")  # either order
     one_way = np.array([[80, 5, 15], [11, 85, 4], [1, 9, 90]])  # cat->ship 15 alone; cat and dog 16 both ways
     question = exercises.most_confused(one_way, classes)
-    assert question.check(pair=["cat", "dog"]) is True
-    said(capsys)
-    assert question.check(pair=("cat", "ship")) is False and "add both directions" in said(capsys)
-    assert question.check(pair=("dog", "dog")) is False and "on the diagonal" in said(capsys)
+    assert question.verdict(pair=["cat", "dog"]).startswith("Correct:")
+    assert "add both directions" in question.verdict(pair=("cat", "ship"))
+    assert "on the diagonal" in question.verdict(pair=("dog", "dog"))
