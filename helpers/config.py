@@ -201,14 +201,20 @@ class Settled(NamedTuple):
     device: "torch.device"
 
 
+def preset_for(run: Settled, choice="auto") -> str:
+    """The preset notebook 4's RUN names: 'auto' is the recipe on a GPU and the preview on a CPU."""
+    if choice not in RUNS:
+        raise UserError(f"RUN must be one of {', '.join(RUNS)}, got {choice!r}")
+    if choice == "auto":
+        return "recipe" if run.device.type == "cuda" else "preview"
+    return choice
+
+
 def sized_for(run: Settled, choice="auto") -> Settled:
     """`run` sized by notebook 4's RUN: a preset name, or 'auto': the recipe on a GPU and the preview on a
     CPU, where the recipe takes hours. A smoke run (the tests') goes to its own folder beside the run's, so
     that it never meets, nor replaces, a run a learner trained there."""
-    if choice not in RUNS:
-        raise UserError(f"RUN must be one of {', '.join(RUNS)}, got {choice!r}")
-    if choice == "auto":
-        choice = "recipe" if run.device.type == "cuda" else "preview"
+    choice = preset_for(run, choice)
     config = with_preset(run.config, choice)
     if choice == "smoke":
         config = replace(config, out=f"{config.out.rstrip('/')}-smoke")

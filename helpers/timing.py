@@ -1,15 +1,23 @@
 """How long training takes here, measured: `measure`, the steady rate of a few steps after a warm-up (the benchmark,
 python -m helpers bench), and `estimate`, notebook 4's first figure, from `timed_passes`: fresh passes over the
-data, as each epoch starts one, with what notebook 4 will really do with its run folder."""
+data, as each epoch starts one, with what notebook 4 will really do with its run folder; `plan`, notebook 4's first
+step, sizes its preview to the measured speed."""
 
 import statistics
 import time
+from dataclasses import replace
 from itertools import cycle, islice
 
 from helpers import UserError
-from helpers.config import BATCH_SIZE, EPOCHS, TEST_IMAGES, TRAIN_IMAGES, Settled
-from helpers.machinery.run_folder import FINISHED, UNFINISHED
-from helpers.training import make_optimizer, prepare, saved_run, train_epoch
+from helpers.config import BATCH_SIZE, EPOCHS, TEST_IMAGES, TRAIN_IMAGES, Settled, preset_for, sized_for
+from helpers.data import CIFAR10Data, load_cifar10
+from helpers.machinery.run_folder import FINISHED, OTHER_SETTINGS, UNFINISHED, run_status
+from helpers.training import describe, make_optimizer, prepare, saved_run, train_epoch
+
+# Notebook 4's preview on a CPU takes "a few minutes" on a slow machine too: sized down to this, never below the
+# smallest sizes that still show the curves start (a class-balanced 1,000 images) and the LR range test's shape.
+PREVIEW_SECONDS = 240.0
+SMALLEST_PREVIEW, SMALLEST_LR_TEST = 1000, 100
 
 
 def measure(run: Settled, data, steps: int, warmup: int, model_only=False) -> dict:
@@ -75,12 +83,47 @@ def timed_passes(run: Settled, data, passes: int = 3) -> dict:
     }
 
 
-def estimate(run: Settled, data, lr_test_steps=0) -> str:
+def plan(run: Settled, choice: str, lr_test_steps: int) -> tuple[Settled, CIFAR10Data, int]:
+    """Notebook 4's first step: `run` sized by RUN (`choice`: config.sized_for), its data, and how long it all takes
+    here, printed after a few steps timed first. A preview that would take more than PREVIEW_SECONDS here trains on
+    fewer images and runs a shorter LR range test (said); one already trained in its run folder keeps that folder's
+    size, so that it is loaded or continued, not refused as a run of other settings.
+    Returns (the run, its data, the LR range test's steps)."""
+    preview = preset_for(run, choice) == "preview"
+    run = sized_for(run, choice)
+    config = run.config
+    _, saved = saved_run(config)
+    if preview and saved is not None:  # a preview in the run folder, of any size, is these settings' run
+        earlier = replace(config, subset=saved["config"]["subset"], test_subset=saved["config"]["test_subset"])
+        if run_status(saved["config"], len(saved["epochs"]), earlier) != OTHER_SETTINGS:
+            run, config, preview = Settled(earlier, run.device), earlier, False
+    data = load_cifar10(config.data_root, subset=config.subset, test_subset=config.test_subset)
+    figures = timed_passes(run, data)
+    full = (
+        config.epochs * epoch_seconds(data, figures) + lr_test_steps * config.batch_size / figures["train_images_per_s"]
+    )
+    if preview and full > PREVIEW_SECONDS:
+        share = PREVIEW_SECONDS / full
+        subset, test_subset = (
+            max(SMALLEST_PREVIEW, int(n * share) // 100 * 100) for n in (config.subset, config.test_subset)
+        )
+        lr_test_steps = max(SMALLEST_LR_TEST, int(lr_test_steps * share))
+        print(f"this machine would take {duration(full)} for the preview: sized to about {duration(PREVIEW_SECONDS)}, it "
+              f"trains on {subset:,} images and tests on {test_subset:,}, with {lr_test_steps} LR range test steps")  # fmt: skip
+        run = Settled(replace(config, subset=subset, test_subset=test_subset), run.device)
+        data = load_cifar10(config.data_root, subset=subset, test_subset=test_subset)
+    print(describe(run))
+    print(estimate(run, data, lr_test_steps, figures))
+    return run, data, lr_test_steps
+
+
+def estimate(run: Settled, data, lr_test_steps=0, figures=None) -> str:
     """How long notebook 4 will take here, from steps measured first: what fit_or_load will do with the run's
     folder (train it, continue it from its last epoch, or load it finished and train nothing), and an LR range test
-    of `lr_test_steps` batches (at most: it stops early when the loss climbs); and the full recipe here."""
+    of `lr_test_steps` batches (at most: it stops early when the loss climbs); and the full recipe here.
+    figures: timed_passes' of `run` on `data`, where they were measured already."""
     config = run.config
-    figures = timed_passes(run, data)
+    figures = figures or timed_passes(run, data)
     epoch = epoch_seconds(data, figures)
     status, saved = saved_run(config)
     if status == FINISHED:
