@@ -60,11 +60,12 @@ colab-check: $(COLAB_VENV)/.installed
 	PYTHONPATH=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -m notebooks -p no:cacheprovider -W ignore::DeprecationWarning \
 		tests/test_notebooks.py
 
-# A stop (Ctrl-C, SIGTERM, SIGHUP: status 130, 143, 129) has already said what was saved and how to continue, in
-# make's words (HELPERS_RESUME): make adds no "Error 130" under it.
+# Into runs/published unless ARGS name another --out, or --resume a run (continued in its own folder). A stop (Ctrl-C,
+# SIGTERM, SIGHUP: status 130, 143, 129) has already said what was saved and how to continue, in make's words
+# (HELPERS_RESUME): make adds no "Error 130" under it.
 train: setup
 	HELPERS_RESUME='make train ARGS="--resume {path}"' $(PY) -m helpers train \
-		$(if $(findstring --out,$(ARGS)),,--out runs/published) $(ARGS) \
+		$(if $(or $(findstring --out,$(ARGS)),$(findstring --resume,$(ARGS))),,--out runs/published) $(ARGS) \
 		|| { status=$$?; [ $$status -eq 130 ] || [ $$status -eq 143 ] || [ $$status -eq 129 ] || exit $$status; }
 
 bench: setup

@@ -57,13 +57,14 @@ def test_train_refuses_huge_numbers_and_long_names_in_one_line(args, message):
     assert message in one_line(invoke("train", *SMOKE_RUN, *args))
 
 
-def test_make_train_writes_to_runs_published_unless_args_name_another_out():
+def test_make_train_writes_to_runs_published_unless_args_name_another_out_or_a_run_to_resume():
     def flags(*args):  # what make train passes to the train command
         recipe = subprocess.run(["make", "-n", "-s", "train", *args], cwd=ROOT, capture_output=True, text=True).stdout
         return recipe.replace("\\\n", " ").split("helpers train")[1].split("||")[0].split()
 
     assert flags() == ["--out", "runs/published"]
     assert flags("ARGS=--smoke --out runs/smoke") == ["--smoke", "--out", "runs/smoke"]
+    assert flags("ARGS=--resume runs/mine") == ["--resume", "runs/mine"]  # continued in its own folder, as it says
 
 
 def test_the_whole_training_set_is_timed_first_and_each_epoch_says_its_test_accuracy(data_root, tmp_path, monkeypatch):
