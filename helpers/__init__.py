@@ -2,7 +2,7 @@
 
 - helpers.commands: what a person runs (`python -m helpers COMMAND`, and `setup()`, each notebook's first cell);
 - the lesson, this package's own modules, one per thing the notebooks teach: config (the recipe), data, augment,
-  pipelines, model, receptive_field, training (the step in view), timing, schedule, analysis and plots;
+  pipelines, model, receptive_field, training (the step in view), timing, schedule, analysis, plots and exercises;
 - helpers.machinery: what keeps runs safe (run folders, checkpoints, safe writes, the download, the hardware).
 
 This module holds only what every floor shares: UserError and the project's root."""
