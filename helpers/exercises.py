@@ -75,7 +75,6 @@ def receptive_field_row(model: nn.Module, layer: str) -> Exercise:
     n_in, j_in, r_in = row["n_in"], row["j_in"], row["r_in"]
     start_in = rows[rows.index(row) - 1]["start"] if rows.index(row) else 0.0
     effective = d * (k - 1) + 1
-    dilation_hint = f"dilation widens the kernel to d*(k-1)+1 = {effective} pixels of its input, not k = {k}"
     mistakes = {"n_out": [], "j_out": [], "r_out": [], "start": []}  # each: (a known wrong value, its hint)
     if d > 1:  # the published table's error: the dilated row computed as if k were its width
         dilation_hint = f"dilation widens the kernel to d*(k-1)+1 = {effective} pixels of its input, not k = {k}"
@@ -111,8 +110,7 @@ def receptive_field_row(model: nn.Module, layer: str) -> Exercise:
 
 def separable_parameters(model: nn.Module, depthwise: str, pointwise: str) -> Exercise:
     """The parameters of a depthwise-separable convolution (its depthwise and pointwise convs, biases included)."""
-    modules = dict(model.named_modules())
-    dw, pw = modules[depthwise], modules[pointwise]
+    dw, pw = model.get_submodule(depthwise), model.get_submodule(pointwise)
     channels, k = dw.in_channels, dw.kernel_size[0]
     count = sum(parameter.numel() for conv in (dw, pw) for parameter in conv.parameters())
     full = channels * channels * k * k + channels  # an ordinary 3x3 conv of as many channels, with a bias
