@@ -12,6 +12,18 @@ from helpers.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_RUN = ["--smoke", "--device", "cpu", "--no-progress"]
+# Python code that stops a command where it would import torch, says so on stdout, and waits there for a stop: a
+# prelude (`start`), or the sitecustomize of the processes a command starts.
+PAUSE_AT_TORCH_IMPORT = """
+import sys, time
+class PauseAtTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            print("paused", flush=True)
+            time.sleep(600)
+sys.meta_path.insert(0, PauseAtTorch())
+"""
 
 
 def start(command, *args, data_root=None, preexec_fn=None, prelude=None):

@@ -1,7 +1,9 @@
 import errno
+import math
 import os
 import urllib.error
 import urllib.request
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import torchvision.datasets.cifar
 
 from helpers import UserError
-from helpers.data import channel_stats, class_balanced_indices, load_cifar10, resolve_data_root
+from helpers.data import STATS_CHUNK, channel_stats, class_balanced_indices, load_cifar10, resolve_data_root
 
 
 def test_training_mean_and_std_match_the_published_normalisation(cifar):
@@ -17,12 +19,16 @@ def test_training_mean_and_std_match_the_published_normalisation(cifar):
     assert np.round(cifar.std, 4).tolist() == [0.2470, 0.2435, 0.2616]
 
 
-def test_channel_stats_equal_numpy_on_a_sample(cifar):
-    sample = cifar.train_images[:500]
-    mean, std = channel_stats(sample)
-    as_float = sample.reshape(-1, 3) / 255.0
-    np.testing.assert_allclose(mean, as_float.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(std, as_float.std(0), rtol=1e-10)
+def test_channel_stats_are_exact_on_a_sample(cifar):
+    sample = cifar.train_images[: STATS_CHUNK + 952].reshape(-1, 3)  # counted in two chunks, the second a part
+    n = len(sample)
+    sums = [int(total) for total in sample.sum(0, dtype=np.int64)]
+    squares = [int(total) for total in (sample.astype(np.int64) ** 2).sum(0)]
+    exact_mean = [Fraction(total, n * 255) for total in sums]  # in integers, then divided once
+    exact_var = [Fraction(sq * n - total**2, n * n * 255**2) for sq, total in zip(squares, sums, strict=True)]
+    mean, std = channel_stats(cifar.train_images[: STATS_CHUNK + 952])
+    np.testing.assert_allclose(mean, [float(m) for m in exact_mean], rtol=1e-14)
+    np.testing.assert_allclose(std, [math.sqrt(v) for v in exact_var], rtol=1e-13)
 
 
 def test_whole_dataset_in_memory_as_uint8(cifar):

@@ -245,9 +245,8 @@ def digests(splits: dict) -> dict:
     return values
 
 
-def write_digests(root: Path) -> bool:
-    """Compute the digests this module checks against from the official files under `root`, and write them
-    safely (files.write_atomically), unless DIGESTS already holds the same: returns whether it wrote."""
+def official_splits(root: Path) -> dict:
+    """{"train": (images, labels), "test": ...} from the official files under `root`, MD5-checked by torchvision."""
     from torchvision.datasets import CIFAR10
 
     splits = {}
@@ -259,7 +258,13 @@ def write_digests(root: Path) -> bool:
                 f"no official CIFAR-10 files in {root / CIFAR10.base_folder}: pass the folder that holds them"
             ) from None
         splits[split] = official.data, np.asarray(official.targets, dtype=np.int64)
-    values = digests(splits)
+    return splits
+
+
+def write_digests(root: Path) -> bool:
+    """Compute the digests this module checks against from the official files under `root`, and write them
+    safely (files.write_atomically), unless DIGESTS already holds the same: returns whether it wrote."""
+    values = digests(official_splits(root))
     try:
         with np.load(DIGESTS) as shipped:
             if set(shipped) == set(values) and all(np.array_equal(shipped[key], values[key]) for key in values):

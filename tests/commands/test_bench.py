@@ -30,29 +30,30 @@ def test_the_estimate_times_fresh_passes_and_includes_the_full_recipe_at_the_rec
     smoke_data, tmp_path, capsys
 ):
     fresh = replace(SMOKE_CONFIG, out=str(tmp_path / "fresh"))
-    data = replace(smoke_data, train_images=smoke_data.train_images[:192], train_labels=smoke_data.train_labels[:192],
+    data = replace(smoke_data, train_images=smoke_data.train_images[:128], train_labels=smoke_data.train_labels[:128],
                    test_images=smoke_data.test_images[:64], test_labels=smoke_data.test_labels[:64])  # fmt: skip
     text = estimate(settle(replace(fresh, batch_size=64)), data)
-    assert capsys.readouterr().out == "timing 3 x 3 training steps and the evaluation here first...\n"  # said at once
-    assert text.startswith("about ") and " for 1 epoch(s) (measured: 3 steps from a fresh pass, median of 3)" in text
+    assert capsys.readouterr().out == "timing 3 x 2 training steps and the evaluation here first...\n"  # said at once
+    assert text.startswith("about ") and " for 1 epoch(s) (measured: 2 steps from a fresh pass, median of 3)" in text
     assert "100 epochs of 50,000 images) would take" in text
-    whole = estimate(settle(replace(fresh, pipeline="fast")), data, lr_test_steps=30)  # notebook 4's
-    assert "(measured: 12 steps" in whole  # batches of 16: all 192 images, less than one chunk of the fast pipeline
+    few = replace(data, train_images=data.train_images[:48], train_labels=data.train_labels[:48])
+    whole = estimate(settle(replace(fresh, pipeline="fast")), few, lr_test_steps=30)  # notebook 4's
+    assert "(measured: 3 steps" in whole  # batches of 16: all 48 images, less than one chunk of the fast pipeline
     assert " for 1 epoch(s); at most " in whole and "for the LR range test's 30 steps" in whole
     assert "would take" not in whole  # batch 16: its rate says nothing of the recipe's
 
 
 def test_the_estimate_says_what_notebook_4_will_do_with_a_run_folder(two_epochs, smoke_data, monkeypatch):
-    rates = {"train_images_per_s": 50.0, "eval_images_per_s": 100.0, "steps": 16}
+    rates = {"train_images_per_s": 30.0, "eval_images_per_s": 100.0, "steps": 16}
     monkeypatch.setattr(timing, "timed_passes", lambda run, data: rates)  # the measuring is tested above
     config = replace(TWO_EPOCHS, pipeline="fast")
     _, finished, unfinished = two_epochs["fast"]
     text = estimate(settle(replace(config, out=str(finished))), smoke_data, lr_test_steps=30)
-    assert text.startswith(f"about 10 s here: loads the finished run in {finished} and trains nothing; at most 10 s")
+    assert text.startswith(f"about 16 s here: loads the finished run in {finished} and trains nothing; at most 16 s")
     text = estimate(settle(replace(config, out=str(unfinished))), smoke_data)
     assert text.startswith(f"about 5 s here: 5 s to continue the run in {unfinished}: its last 1 of 2 epoch(s)")
     text = estimate(settle(replace(config, seed=9, out=str(finished))), smoke_data)  # a run of other settings
-    assert text.startswith("about 10 s here: 10 s for 2 epoch(s)")  # 200 / 50 + 100 / 100 s an epoch
+    assert text.startswith("about 10 s here: 10 s for 2 epoch(s)")  # 120 / 30 + 100 / 100 s an epoch
 
 
 @pytest.mark.parametrize("mine", ['{"x": 1}', "notes", '{"command": "python -m helpers bench"}'])

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers.commands.cli import STOP_SIGNALS, run_command
-from running import ROOT, SMOKE_RUN, invoke, one_line, run, start
+from running import PAUSE_AT_TORCH_IMPORT, ROOT, SMOKE_RUN, invoke, one_line, run, start
 from runs import copy_of
 
 
@@ -65,19 +65,8 @@ def test_bad_values_give_one_line_and_exit_status_2(module, args, message):
     assert message in one_line(invoke(module, *args))
 
 
-# Preludes that stop the command at a chosen moment, say so on stdout, and wait there for the test's Ctrl-C.
-PAUSE_AT_TORCH_IMPORT = """
-import sys, time
-class PauseAtTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch":
-            sys.meta_path.remove(self)
-            print("paused", flush=True)
-            time.sleep(600)
-sys.meta_path.insert(0, PauseAtTorch())
-"""
-
-
+# Preludes that stop the command at a chosen moment, say so on stdout, and wait there for the test's Ctrl-C: this one
+# as it loads the data, PAUSE_AT_TORCH_IMPORT (tests/running.py) earlier.
 PAUSE_AT_DATA_LOADING = """
 import time
 import helpers.data

@@ -12,7 +12,7 @@ import torch
 
 from helpers import UserError
 from helpers.commands.seeds import check_folders, default_jobs, hold_out_dir, interrupted, parse_seeds
-from running import SMOKE_RUN, invoke, one_line, start
+from running import PAUSE_AT_TORCH_IMPORT, SMOKE_RUN, invoke, one_line, start
 
 
 def test_seeds_are_parsed_as_ranges_and_lists():
@@ -93,25 +93,31 @@ def running_trainings(out_dir) -> list[int]:
     return found
 
 
-def test_sigterm_to_seeds_stops_every_run_and_says_what_was_saved(data_root, tmp_path):
-    process = start("seeds", "--seeds", "1-2", "--jobs", "2", "--out-dir", str(tmp_path), *SMOKE_RUN,
-                    data_root=data_root)  # fmt: skip
-    logs = [tmp_path / f"seed{seed}.log" for seed in (1, 2)]
+def test_sigterm_to_seeds_stops_every_run_and_says_what_was_saved(tmp_path):
+    # Each run pauses where it would import torch, its stop handlers in place (a sitecustomize its process finds
+    # first, on the PYTHONPATH that seeds passes on): both under way, without the seconds two trainings take to start.
+    hook, out_dir = tmp_path / "hook", tmp_path / "out"
+    hook.mkdir()
+    out_dir.mkdir()
+    (hook / "sitecustomize.py").write_text(PAUSE_AT_TORCH_IMPORT)
+    prelude = f"import os; os.environ['PYTHONPATH'] = {str(hook)!r} + os.pathsep + os.environ['PYTHONPATH']"
+    process = start("seeds", "--seeds", "1-2", "--jobs", "2", "--out-dir", str(out_dir), *SMOKE_RUN, prelude=prelude)
+    logs = [out_dir / f"seed{seed}.log" for seed in (1, 2)]
 
-    def started(log):
-        return log.exists() and "training on" in log.read_text()
+    def paused(log):
+        return log.exists() and "paused" in log.read_text()
 
     deadline = time.monotonic() + 120
-    while not all(started(log) for log in logs) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)  # until both runs have printed their device: both are under way
-    assert all(started(log) for log in logs), [log.read_text() for log in logs if log.exists()]
+    while not all(paused(log) for log in logs) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(paused(log) for log in logs), [log.read_text() for log in logs if log.exists()]
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert "nothing was saved; start again with the same command" in one_line(result, status=143)
-    assert running_trainings(tmp_path) == []  # nothing left running
-    assert list(tmp_path.iterdir()) == []  # no log, no folder, no lock: as it was
-    check_folders(tmp_path, [1, 2], overwrite=False)  # so the same command is not refused
+    assert running_trainings(out_dir) == []  # nothing left running
+    assert list(out_dir.iterdir()) == []  # no log, no folder, no lock: as it was
+    check_folders(out_dir, [1, 2], overwrite=False)  # so the same command is not refused
 
 
 def test_an_interrupted_seeds_run_says_which_runs_kept_epochs_and_removes_the_logs_of_the_others(tmp_path):

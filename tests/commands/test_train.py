@@ -80,14 +80,14 @@ def test_the_whole_training_set_is_timed_first_and_each_epoch_says_its_test_accu
     monkeypatch.setattr(training, "train_epoch", one_epoch_then_stop)
     monkeypatch.setenv(RESUME_ENV, 'make train ARGS="--resume {path}"')  # as make train sets it
     out = tmp_path / "run"
-    flags = ["--epochs", "3", "--test-subset", "1000", "--device", "cpu", "--pipeline", "fast", "--no-progress"]
+    flags = ["--epochs", "3", "--test-subset", "100", "--device", "cpu", "--pipeline", "fast", "--no-progress"]
     result = invoke("train", *flags, "--out", str(out))
     lines = result.stdout.splitlines()
     assert lines[0].startswith("training on CPU") and lines[0].endswith(
         "3 epoch(s) of 50,000 images, fast pipeline, fp32"
     )
     rate = "about 5.0 min here for 3 epoch(s) (measured: 16 steps from a fresh pass, median of 3)"
-    assert lines[1] == rate  # 50,000 / 500 + 1,000 / 2,000 s an epoch
+    assert lines[1] == rate  # 50,000 / 500 + 100 / 2,000 s an epoch
     assert re.fullmatch(r"epoch 1/3: test accuracy \d+\.\d\d%, train loss \d\.\d{3} \(\d+ s\)", lines[2]), lines[2]
     assert one_line(result, status=130) == (
         f'interrupted: {out}/checkpoint.pt holds epoch 1; continue with make train ARGS="--resume {out}"'
