@@ -20,13 +20,14 @@ def test_training_mean_and_std_match_the_published_normalisation(cifar):
 
 
 def test_channel_stats_are_exact_on_a_sample(cifar):
-    sample = cifar.train_images[: STATS_CHUNK + 952].reshape(-1, 3)  # counted in two chunks, the second a part
+    images = cifar.train_images[: STATS_CHUNK + 952]  # counted in two chunks, the second a part
+    sample = images.reshape(-1, 3)
     n = len(sample)
     sums = [int(total) for total in sample.sum(0, dtype=np.int64)]
     squares = [int(total) for total in (sample.astype(np.int64) ** 2).sum(0)]
     exact_mean = [Fraction(total, n * 255) for total in sums]  # in integers, then divided once
     exact_var = [Fraction(sq * n - total**2, n * n * 255**2) for sq, total in zip(squares, sums, strict=True)]
-    mean, std = channel_stats(cifar.train_images[: STATS_CHUNK + 952])
+    mean, std = channel_stats(images)
     np.testing.assert_allclose(mean, [float(m) for m in exact_mean], rtol=1e-14)
     np.testing.assert_allclose(std, [math.sqrt(v) for v in exact_var], rtol=1e-13)
 
