@@ -186,7 +186,9 @@ def interrupted(out_dir: Path, seeds: list[int], started: list[int]) -> str:
         (out_dir / f"seed{seed}.log").unlink(missing_ok=True)
     if not saved:
         return "interrupted before any run finished an epoch: nothing was saved; start again with the same command"
-    finished = [seed for seed in saved if is_finished(out_dir / f"seed{seed}")]
+    from helpers.analysis import finished_history  # what decides "finished" for notebook 5 decides it here too
+
+    finished = [seed for seed in saved if finished_history(out_dir / f"seed{seed}") is not None]
     unfinished = [seed for seed in saved if seed not in finished]
     unsaved = [str(seed) for seed in seeds if seed not in saved]
     said = []
@@ -206,15 +208,6 @@ def interrupted(out_dir: Path, seeds: list[int], started: list[int]) -> str:
     if unsaved:
         said.append(f"seed{'s' * (len(unsaved) > 1)} {', '.join(unsaved)} saved nothing")
     return "interrupted: " + "; ".join(said)
-
-
-def is_finished(folder: Path) -> bool:
-    """Whether the run in `folder` trained all its epochs (a history that cannot be read: not finished)."""
-    try:
-        history = load_history(folder)
-    except UserError:
-        return False
-    return len(history["epochs"]) == history["config"]["epochs"]
 
 
 def main(argv=None) -> int:
