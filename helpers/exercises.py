@@ -73,7 +73,8 @@ def receptive_field_row(model: nn.Module, layer: str) -> Exercise:
     row = layer_row(rows, layer)
     k, s, p, d = row["kernel"], row["stride"], row["padding"], row["dilation"]
     n_in, j_in, r_in = row["n_in"], row["j_in"], row["r_in"]
-    start_in = rows[rows.index(row) - 1]["start"] if rows.index(row) else 0.0
+    index = rows.index(row)
+    start_in = rows[index - 1]["start"] if index else 0.0
     effective = d * (k - 1) + 1
     mistakes = {"n_out": [], "j_out": [], "r_out": [], "start": []}  # each: (a known wrong value, its hint)
     if d > 1:  # the published table's error: the dilated row computed as if k were its width

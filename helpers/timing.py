@@ -127,17 +127,17 @@ def estimate(run: Settled, data, lr_test_steps=0, figures=None) -> str:
     epoch = epoch_seconds(data, figures)
     status, saved = saved_run(config)
     if status == FINISHED:
-        training, plan = 0.0, f"loads the finished run in {config.out} and trains nothing"
+        training, work = 0.0, f"loads the finished run in {config.out} and trains nothing"
     elif status == UNFINISHED:
         left = config.epochs - len(saved["epochs"])
         training = left * epoch
-        plan = f"{duration(training)} to continue the run in {config.out}: its last {left} of {config.epochs} epoch(s)"
+        work = f"{duration(training)} to continue the run in {config.out}: its last {left} of {config.epochs} epoch(s)"
     else:
         training = config.epochs * epoch
-        plan = f"{duration(training)} for {config.epochs} epoch(s)"
+        work = f"{duration(training)} for {config.epochs} epoch(s)"
     lr_test = lr_test_steps * config.batch_size / figures["train_images_per_s"]
     total = training + lr_test
-    text = f"about {duration(total)} here: {plan}"
+    text = f"about {duration(total)} here: {work}"
     if lr_test_steps:
         text += f"; at most {duration(lr_test)} for the LR range test's {lr_test_steps} steps"
     text += f" ({measured(figures)}); "
