@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch.nn as nn
 
-from helpers.augment import AUGMENT_P
+from helpers.config import AUGMENT_P
 from helpers.receptive_field import layer_row, receptive_field_table
 
 TRANSFORMS = 4  # flip, shift-scale-rotate, cutout, gray: drawn one by one, each with AUGMENT_P
